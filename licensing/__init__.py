@@ -1,0 +1,1 @@
+"""The deal: license requests, licenses, extracts, delivery, compliance, usage, billing, payouts."""
