@@ -2,6 +2,17 @@
 
 from marketplace.models.api_keys import OPERATOR_ONLY_SCOPES, ApiKey, ApiKeyScope
 from marketplace.models.audit import AuditEvent
+from marketplace.models.catalog import ConsentBasis, Dataset
+from marketplace.models.corpus import (
+    ConsentChoice,
+    ConsentPurpose,
+    Creator,
+    LedgerEntry,
+    Post,
+    PostKind,
+    PostVersion,
+    SubjectKind,
+)
 from marketplace.models.organizations import (
     ADMIN_ROLES,
     REVIEW_ROLES,
@@ -23,11 +34,21 @@ __all__ = [
     "ApiKey",
     "ApiKeyScope",
     "AuditEvent",
+    "ConsentBasis",
+    "ConsentChoice",
+    "ConsentPurpose",
+    "Creator",
+    "Dataset",
     "Invitation",
+    "LedgerEntry",
     "Membership",
     "MembershipRole",
     "Organization",
     "OrganizationKind",
+    "Post",
+    "PostKind",
+    "PostVersion",
+    "SubjectKind",
     "User",
     "VettingDecision",
     "VettingDecisionKind",

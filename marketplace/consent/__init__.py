@@ -1,0 +1,1 @@
+"""Consent: the compliance ledger and the one set of eligibility rules."""
