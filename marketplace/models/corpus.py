@@ -117,6 +117,8 @@ class Post(models.Model):
     geo = models.JSONField(null=True, blank=True)
     public_metrics = models.JSONField(default=dict, blank=True)
 
+    # The id of the edit whose text is current (the post's own id until it is edited).
+    version_platform_id = models.BigIntegerField(null=True, blank=True)
     text_edited_at = models.DateTimeField(null=True, blank=True)
     is_deleted = models.BooleanField(default=False)
     is_deleted_at = models.DateTimeField(null=True, blank=True)
