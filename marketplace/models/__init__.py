@@ -2,7 +2,15 @@
 
 from marketplace.models.api_keys import OPERATOR_ONLY_SCOPES, ApiKey, ApiKeyScope
 from marketplace.models.audit import AuditEvent
-from marketplace.models.catalog import ConsentBasis, Dataset
+from marketplace.models.catalog import (
+    DATASHEET_SECTIONS,
+    OFFERABLE_FIELDS,
+    ConsentBasis,
+    Dataset,
+    DatasetGroupObjectPermission,
+    DatasetUserObjectPermission,
+    DatasetVisibility,
+)
 from marketplace.models.corpus import (
     ConsentChoice,
     ConsentPurpose,
@@ -29,6 +37,8 @@ from marketplace.models.users import User
 
 __all__ = [
     "ADMIN_ROLES",
+    "DATASHEET_SECTIONS",
+    "OFFERABLE_FIELDS",
     "OPERATOR_ONLY_SCOPES",
     "REVIEW_ROLES",
     "ApiKey",
@@ -39,6 +49,9 @@ __all__ = [
     "ConsentPurpose",
     "Creator",
     "Dataset",
+    "DatasetGroupObjectPermission",
+    "DatasetUserObjectPermission",
+    "DatasetVisibility",
     "Invitation",
     "LedgerEntry",
     "Membership",
