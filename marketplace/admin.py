@@ -4,14 +4,19 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from guardian.admin import GuardedModelAdmin
 
 from marketplace.errors import DomainError
 from marketplace.models import (
     ApiKey,
     AuditEvent,
+    Creator,
+    Dataset,
     Invitation,
+    LedgerEntry,
     Membership,
     Organization,
+    Post,
     User,
     VettingDecision,
 )
@@ -150,3 +155,68 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(GuardedModelAdmin):
+    """Restricted datasets are shared per organization through the object permissions page
+    (grant `view_dataset` to the organization's group, named `org:<slug>`)."""
+
+    list_display = ["slug", "title", "consent_basis", "visibility", "is_published", "is_retired"]
+    list_filter = ["consent_basis", "visibility", "is_published", "is_retired"]
+    search_fields = ["slug", "title", "summary"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The corpus changes only through the importers and the ledger, never by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Creator)
+class CreatorAdmin(ReadOnlyAdmin):
+    list_display = [
+        "platform_id",
+        "handle",
+        "is_protected",
+        "is_suspended",
+        "is_deleted",
+        "consent_training",
+        "compensation_opt_in",
+    ]
+    list_filter = ["is_protected", "is_suspended", "is_deleted", "consent_training"]
+    search_fields = ["handle", "=platform_id"]
+    show_full_result_count = False  # counting millions of rows on every page is not worth it
+
+
+@admin.register(Post)
+class PostAdmin(ReadOnlyAdmin):
+    list_display = ["platform_id", "author", "created_at", "lang", "kind", "is_deleted"]
+    list_filter = ["kind", "lang", "is_deleted", "is_dropped", "possibly_sensitive"]
+    search_fields = ["=platform_id", "=author__platform_id"]
+    list_select_related = ["author"]
+    show_full_result_count = False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "event_at",
+        "kind",
+        "family",
+        "subject_kind",
+        "subject_platform_id",
+        "value",
+        "source",
+    ]
+    list_filter = ["kind", "subject_kind", "source"]
+    search_fields = ["=subject_platform_id"]
+    date_hierarchy = "event_at"
+    show_full_result_count = False

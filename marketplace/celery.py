@@ -9,3 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 app = Celery("commonplace")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Periodic jobs live apart from the tasks that services queue, to avoid import cycles.
+app.autodiscover_tasks(related_name="schedules")

@@ -174,7 +174,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "expire-stale-license-requests": {
+        "task": "licensing.expire_stale_requests",
+        "schedule": 3600.0,
+    },
+    "expire-licenses": {"task": "licensing.expire_licenses", "schedule": 900.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -210,6 +216,11 @@ SPECTACULAR_SETTINGS = {
         "MembershipRoleEnum": "marketplace.models.MembershipRole.choices",
         "OrganizationKindEnum": "marketplace.models.OrganizationKind.choices",
         "VettingStatusEnum": "marketplace.models.VettingStatus.choices",
+        "VettingDecisionEnum": "marketplace.models.VettingDecisionKind.choices",
+        "ReviewDecisionEnum": "licensing.models.DecisionKind.choices",
+        "PurposeEnum": "marketplace.models.ConsentPurpose.choices",
+        "CreatorConsentChoiceEnum": "marketplace.services.creators.SETTABLE_CHOICES",
+        "CreatorConsentStateEnum": "marketplace.services.creators.CONSENT_STATES",
     },
 }
 
@@ -217,6 +228,11 @@ SPECTACULAR_SETTINGS = {
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=300)
 EMAIL_CONFIRMATION_MAX_AGE_SECONDS = 3 * 24 * 3600
 INVITATION_MAX_AGE_SECONDS = 7 * 24 * 3600
+# The platform signs creator sign-in links with this shared secret (docs/CREATOR_SIGN_IN.md).
+# Unset outside DEBUG, creator sign-in links are refused rather than signed with a known value.
+COMMONPLACE_CREATOR_LINK_SECRET = env.str("COMMONPLACE_CREATOR_LINK_SECRET", default="") or (
+    "insecure-creator-link-secret-for-development" if DEBUG else ""
+)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
@@ -235,3 +251,12 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 AUTH_USER_MODEL = "marketplace.User"
+
+# Licensing: requests whose quote reaches this amount (minor units) need two different approvers;
+# undecided requests expire; the terms a licensee accepts carry this version.
+LICENSE_FOUR_EYES_THRESHOLD_MINOR = env.int("LICENSE_FOUR_EYES_THRESHOLD_MINOR", default=1_000_000)
+LICENSE_REQUEST_EXPIRY_DAYS = env.int("LICENSE_REQUEST_EXPIRY_DAYS", default=30)
+LICENSE_TERMS_VERSION = env.str("LICENSE_TERMS_VERSION", default="2026-11-01")
+
+# Ingest routes (/api/v1/platform/...): larger bodies answer 413; split them into several requests.
+COMMONPLACE_INGEST_MAX_BYTES = env.int("COMMONPLACE_INGEST_MAX_BYTES", default=20 * 1024 * 1024)

@@ -12,6 +12,18 @@ from marketplace.services.api_keys import create_api_key
 from tests.factories import MembershipFactory, OperatorFactory, OrganizationFactory
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgres` run only when DATABASE_URL points at PostgreSQL."""
+    from django.conf import settings
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
 @dataclass
 class Tenant:
     """An organization with an admin person and a key, each with a ready client."""

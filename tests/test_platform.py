@@ -102,8 +102,19 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key() -> None:
         for line in second.getvalue().splitlines()
         if "cpk_" in line and "curl" not in line
     )
-    body = client_for_key(raw_key).get("/api/v1/orgs/").json()
+    vendor_client = client_for_key(raw_key)
+    body = vendor_client.get("/api/v1/orgs/").json()
     assert [org["slug"] for org in body["results"]] == ["acme-ai"]
+    catalog = vendor_client.get("/api/v1/datasets/").json()["results"]
+    assert [(d["slug"], d["current_offer"]["version"]) for d in catalog] == [
+        ("english-public-posts-2024", 1),
+        ("multilingual-public-posts-2024", 1),
+    ]
+    preview = vendor_client.post(
+        "/api/v1/datasets/english-public-posts-2024/preview/", {"scope": {}}, format="json"
+    ).json()
+    assert preview["eligible_count"] > 0
+    assert len(preview["sample"]) == 20
     session = APIClient()
     signed_in = session.post(
         "/api/v1/auth/session/",

@@ -13,6 +13,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
+        ('auth', '0012_alter_user_first_name_max_length'),
         ('marketplace', '0003_dataset_catalog'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -104,6 +105,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-issued_at', '-id'],
+                'permissions': [('extract_license', 'Can start extracts under the license'), ('download_license', "Can download the license's extract files")],
             },
         ),
         migrations.CreateModel(
@@ -120,6 +122,32 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['created_at', 'id'],
+            },
+        ),
+        migrations.CreateModel(
+            name='LicenseGroupObjectPermission',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('content_object', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='licensing.license')),
+                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.group')),
+                ('permission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.permission')),
+            ],
+            options={
+                'abstract': False,
+                'unique_together': {('group', 'permission', 'content_object')},
+            },
+        ),
+        migrations.CreateModel(
+            name='LicenseUserObjectPermission',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('content_object', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='licensing.license')),
+                ('permission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.permission')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+            ],
+            options={
+                'abstract': False,
+                'unique_together': {('user', 'permission', 'content_object')},
             },
         ),
         migrations.AddConstraint(

@@ -2,6 +2,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from licensing.models.offers import Offer
 from licensing.models.requests import LicenseRequest
@@ -69,6 +70,22 @@ class License(models.Model):
 
     class Meta:
         ordering = ["-issued_at", "-id"]
+        permissions = [
+            ("extract_license", "Can start extracts under the license"),
+            ("download_license", "Can download the license's extract files"),
+        ]
 
     def __str__(self) -> str:
         return f"license {self.pk} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == LicenseState.ACTIVE
+
+
+class LicenseUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(License, on_delete=models.CASCADE)
+
+
+class LicenseGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(License, on_delete=models.CASCADE)

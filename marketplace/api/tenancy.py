@@ -177,3 +177,37 @@ class OperatorViewSet(viewsets.GenericViewSet):
     @property
     def actor(self) -> Actor:
         return actor_from_request(self.request)
+
+
+def acting_organization(request: Request, slug: str | None = None) -> Organization:
+    """The organization a caller acts for on routes without `{org}` in the URL (the catalog):
+    a key's own organization, or the person's organization named by `slug`, or their only
+    vetted one. Must be vetted (or the operator)."""
+    if isinstance(request.auth, ApiKey):
+        organization = request.auth.organization
+        if slug and slug != organization.slug:
+            raise Http404
+    elif isinstance(request.user, User):
+        memberships = Organization.objects.for_user(request.user)
+        if slug:
+            organization = memberships.filter(slug=slug).first()
+            if organization is None:
+                raise Http404
+        else:
+            candidates = [org for org in memberships if org.is_vetted or org.is_operator]
+            if len(candidates) != 1:
+                raise NotAllowed(
+                    "Name the organization you act for with `org`"
+                    if candidates
+                    else "You need a vetted organization to browse the catalog.",
+                    code="organization_required" if candidates else "organization_not_vetted",
+                )
+            organization = candidates[0]
+    else:  # pragma: no cover - IsAuthenticated runs first
+        raise NotAllowed("Sign in first.", code="not_authenticated")
+    if not (organization.is_vetted or organization.is_operator):
+        raise NotAllowed(
+            "Your organization must be vetted to browse the catalog.",
+            code="organization_not_vetted",
+        )
+    return organization

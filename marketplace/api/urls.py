@@ -3,7 +3,13 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from marketplace.api import views_accounts, views_organizations, views_review
+from marketplace.api import (
+    views_accounts,
+    views_creator,
+    views_organizations,
+    views_platform,
+    views_review,
+)
 
 org_router = SimpleRouter(use_regex_path=False)
 org_router.register("members", views_organizations.MembershipViewSet, basename="member")
@@ -17,6 +23,12 @@ root_router.register("orgs", views_organizations.MyOrganizationsViewSet, basenam
 review_router = SimpleRouter(use_regex_path=False)
 review_router.register(
     "orgs", views_review.ReviewOrganizationViewSet, basename="review-organization"
+)
+
+platform_router = SimpleRouter(use_regex_path=False)
+platform_router.register("posts", views_platform.PlatformPostViewSet, basename="platform-post")
+platform_router.register(
+    "compliance", views_platform.PlatformComplianceViewSet, basename="platform-compliance"
 )
 
 organization_detail = views_organizations.OrganizationViewSet.as_view({"get": "retrieve"})
@@ -34,4 +46,7 @@ urlpatterns = [
     path("orgs/<slug:org>/", organization_detail, name="organization-detail"),
     path("orgs/<slug:org>/", include(org_router.urls)),
     path("review/", include(review_router.urls)),
+    path("platform/", include(platform_router.urls)),
+    path("creator/", views_creator.CreatorView.as_view(), name="creator"),
+    path("auth/creator-link/", views_creator.CreatorLinkView.as_view(), name="auth-creator-link"),
 ]

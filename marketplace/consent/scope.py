@@ -122,29 +122,29 @@ class Scope:
         return tuple(kind for kind in kinds if kind != PostKind.RETWEET)
 
     def narrowing_problems(self, base: "Scope") -> list[str]:
-        """Why this scope is not inside `base` (empty list: it is)."""
+        """Why this scope asks for something outside `base` (empty list: it does not).
+
+        A field left empty inherits the base's limit: eligibility always applies the dataset's
+        base scope and the requested scope together, so only explicit asks beyond the base are
+        refused here."""
         problems = []
-        if base.date_from and (not self.date_from or self.date_from < base.date_from):
+        if base.date_from and self.date_from and self.date_from < base.date_from:
             problems.append(f"date_from must be on or after {base.date_from.isoformat()}")
-        if base.date_to and (not self.date_to or self.date_to > base.date_to):
+        if base.date_to and self.date_to and self.date_to > base.date_to:
             problems.append(f"date_to must be on or before {base.date_to.isoformat()}")
-        if base.languages and (
-            not self.languages or not set(self.languages) <= set(base.languages)
-        ):
+        if base.languages and self.languages and not set(self.languages) <= set(base.languages):
             problems.append(f"languages must be among {', '.join(base.languages)}")
-        if base.kinds and not set(self.effective_kinds) <= set(base.effective_kinds):
+        if base.kinds and self.kinds and not set(self.effective_kinds) <= set(base.effective_kinds):
             problems.append(f"kinds must be among {', '.join(base.effective_kinds)}")
         if base.exclude_sensitive and not self.exclude_sensitive:
             problems.append("sensitive posts are excluded from this dataset")
-        for name in ("hashtags_all", "hashtags_none"):
-            missing = set(getattr(base, name)) - set(getattr(self, name))
-            if missing:
-                problems.append(f"{name} must include {', '.join(sorted(missing))}")
-        if base.hashtags_any and not (
-            self.hashtags_any and set(self.hashtags_any) <= set(base.hashtags_any)
+        if (
+            base.hashtags_any
+            and self.hashtags_any
+            and not set(self.hashtags_any) <= set(base.hashtags_any)
         ):
             problems.append(f"hashtags_any must be among {', '.join(base.hashtags_any)}")
-        if base.keywords and not (self.keywords and set(self.keywords) <= set(base.keywords)):
+        if base.keywords and self.keywords and not set(self.keywords) <= set(base.keywords):
             problems.append(f"keywords must be among {', '.join(base.keywords)}")
         return problems
 

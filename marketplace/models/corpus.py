@@ -9,6 +9,7 @@ can rebuild these columns, or the state at any past instant.
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class ConsentPurpose(models.TextChoices):
@@ -86,6 +87,11 @@ class Creator(models.Model):
 
     class Meta:
         ordering = ["platform_id"]
+        indexes = [
+            # Redaction looks mentioned handles up case-insensitively, a chunk at a time
+            # (docs/ELIGIBILITY.md: 163 ms -> 0.6 ms per lookup on 1M creators).
+            models.Index(Lower("handle"), name="creator_handle_lower"),
+        ]
 
     def __str__(self) -> str:
         return f"@{self.handle}"

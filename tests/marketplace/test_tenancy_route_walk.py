@@ -20,11 +20,13 @@ from marketplace.models import Organization
 from marketplace.services.actor import Actor
 from marketplace.services.organizations import invite_member
 from tests.conftest import Tenant
+from tests.factories_licensing import issued_license_for
 
 PUBLIC_ROUTES = {
     "api/v1/auth/session/",
     "api/v1/auth/users/",
     "api/v1/auth/users/confirm/",
+    "api/v1/auth/creator-link/",  # the platform's signed link is the credential
 }
 MISSING_ID = 987654321
 _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
@@ -52,9 +54,10 @@ def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield prefix + str(entry.pattern), entry.callback
 
 
-def api_routes() -> list[Route]:
+def api_routes(urlconf: str | None = None) -> list[Route]:
+    """Every route under api/v1/ of `urlconf` (the project's by default)."""
     routes = []
-    for pattern, callback in _walk(get_resolver().url_patterns):
+    for pattern, callback in _walk(get_resolver(urlconf).url_patterns):
         if not pattern.startswith("api/v1/") or "(?P<format>" in pattern or "\\." in pattern:
             continue
         view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
@@ -71,10 +74,21 @@ def api_routes() -> list[Route]:
     return routes
 
 
+OPERATOR_PREFIX = "api/v1/review/"
+
+
+def organization_routes(routes: list[Route]) -> list[Route]:
+    """The tenant routes: `{org}` in the URL, except the operator's review routes. (A prefix
+    test, not a substring one: `.../preview/` is no operator route.)"""
+    return [
+        route
+        for route in routes
+        if "org" in route.params and not route.pattern.startswith(OPERATOR_PREFIX)
+    ]
+
+
 ALL_ROUTES = api_routes()
-ORG_ROUTES = [
-    route for route in ALL_ROUTES if "org" in route.params and "review/" not in route.pattern
-]
+ORG_ROUTES = organization_routes(ALL_ROUTES)
 
 
 def _call(client: Any, method: str, url: str) -> Any:
@@ -85,11 +99,39 @@ def _object_ids_of(organization: Organization, route: Route) -> list[int]:
     view_class = route.view_class
     assert view_class is not None
     model = view_class.queryset.model
+    organization_field = getattr(view_class, "organization_field", "organization_id")
     return list(
-        model.objects.filter(**{view_class.organization_field: organization.pk}).values_list(
-            "pk", flat=True
-        )
+        model.objects.filter(**{organization_field: organization.pk}).values_list("pk", flat=True)
     )
+
+
+def assert_built_on_tenancy_base(route: Route) -> None:
+    assert route.view_class is not None
+    assert issubclass(route.view_class, OrganizationScopedViewSet), (
+        f"{route.pattern} is served by {route.view_class.__name__}, which does not derive from "
+        "OrganizationScopedViewSet, so nothing scopes it to the organization in the URL."
+    )
+
+
+def assert_outsiders_get_404(route: Route, owner: Tenant, outsider: Tenant) -> None:
+    """The outsider's person and key get 404 on every method of the owner's URL."""
+    object_ids = _object_ids_of(owner.organization, route) or [MISSING_ID]
+    url = route.url(org=owner.organization.slug, pk=object_ids[0])
+    for client in (outsider.admin_client, outsider.key_client):
+        for method in route.methods:
+            response = _call(client, method, url)
+            assert response.status_code == 404, (method, url, response.status_code, response.data)
+
+
+def assert_lists_hold_nothing_foreign(route: Route, owner: Tenant, outsider: Tenant) -> None:
+    """A list on the outsider's own URL holds none of the owner's objects."""
+    foreign_ids = set(_object_ids_of(owner.organization, route))
+    response = outsider.admin_client.get(route.url(org=outsider.organization.slug))
+    assert response.status_code == 200
+    body = response.data
+    items = body.get("results", [body]) if isinstance(body, dict) else body
+    returned_ids = {item.get("id") for item in items if isinstance(item, dict)}
+    assert not returned_ids & foreign_ids, (route.pattern, sorted(returned_ids & foreign_ids))
 
 
 @pytest.fixture
@@ -103,6 +145,7 @@ def two_tenants(make_tenant: Any) -> tuple[Tenant, Tenant]:
         email="invitee@example.test",
         role="member",
     )
+    issued_license_for(tenant_a.organization)
     return tenant_a, tenant_b
 
 
@@ -114,11 +157,7 @@ def test_the_walk_finds_the_organization_routes() -> None:
 
 @pytest.mark.parametrize("route", ORG_ROUTES, ids=lambda route: route.pattern)
 def test_organization_routes_are_built_on_the_tenancy_base(route: Route) -> None:
-    assert route.view_class is not None
-    assert issubclass(route.view_class, OrganizationScopedViewSet), (
-        f"{route.pattern} is served by {route.view_class.__name__}, which does not derive from "
-        "OrganizationScopedViewSet, so nothing scopes it to the organization in the URL."
-    )
+    assert_built_on_tenancy_base(route)
 
 
 @pytest.mark.django_db
@@ -127,12 +166,7 @@ def test_outsiders_get_404_for_another_organizations_url(
     route: Route, two_tenants: tuple[Tenant, Tenant]
 ) -> None:
     tenant_a, tenant_b = two_tenants
-    object_ids = _object_ids_of(tenant_a.organization, route) or [MISSING_ID]
-    url = route.url(org=tenant_a.organization.slug, pk=object_ids[0])
-    for client in (tenant_b.admin_client, tenant_b.key_client):
-        for method in route.methods:
-            response = _call(client, method, url)
-            assert response.status_code == 404, (method, url, response.status_code, response.data)
+    assert_outsiders_get_404(route, owner=tenant_a, outsider=tenant_b)
 
 
 @pytest.mark.django_db
@@ -165,13 +199,7 @@ def test_lists_on_my_url_hold_nothing_of_another_organization(
     route: Route, two_tenants: tuple[Tenant, Tenant]
 ) -> None:
     tenant_a, tenant_b = two_tenants
-    foreign_ids = set(_object_ids_of(tenant_a.organization, route))
-    response = tenant_b.admin_client.get(route.url(org=tenant_b.organization.slug))
-    assert response.status_code == 200
-    body = response.data
-    items = body.get("results", [body]) if isinstance(body, dict) else body
-    returned_ids = {item.get("id") for item in items if isinstance(item, dict)}
-    assert not returned_ids & foreign_ids
+    assert_lists_hold_nothing_foreign(route, owner=tenant_a, outsider=tenant_b)
 
 
 @pytest.mark.django_db
@@ -191,7 +219,9 @@ def test_anonymous_callers_get_401(route: Route, two_tenants: tuple[Tenant, Tena
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "route", [r for r in ALL_ROUTES if "review/" in r.pattern], ids=lambda r: r.pattern
+    "route",
+    [r for r in ALL_ROUTES if r.pattern.startswith(OPERATOR_PREFIX)],
+    ids=lambda r: r.pattern,
 )
 def test_vendors_cannot_use_operator_routes(
     route: Route, two_tenants: tuple[Tenant, Tenant]

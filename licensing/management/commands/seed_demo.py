@@ -1,14 +1,18 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from licensing.services.demo import seed_demo_offers
 from marketplace.services.demo import seed_demo_accounts
 
 
+# Lives in the licensing app because the demo needs both apps (accounts and corpus from
+# marketplace, offers from licensing), and marketplace never imports licensing.
 class Command(BaseCommand):
     help = "Create demo operator, vendor and creator accounts and print the logins and an API key."
 
     def handle(self, *args: object, **options: object) -> None:
         demo = seed_demo_accounts()
+        seed_demo_offers()
         base = settings.PUBLIC_BASE_URL
         self.stdout.write(
             "\nCommonplace demo is ready.\n"

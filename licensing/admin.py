@@ -1,0 +1,163 @@
+"""Django admin for operator staff: the review queue, licenses and offers. Decisions go through
+the same services as the API, so the four-eyes and self-review rules hold here too."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+
+from licensing.models import License, LicenseRequest, Offer, ReviewDecision
+from licensing.services import licenses, offers, requests
+from marketplace.errors import DomainError
+from marketplace.services.actor import Actor
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor(user=request.user, ip_address=request.META.get("REMOTE_ADDR"))  # type: ignore[arg-type]
+
+
+def readable_scope(scope: dict[str, object]) -> str:
+    """A scope as a short list of lines a reviewer can read at a glance."""
+    lines = [
+        (name.replace("_", " "), ", ".join(map(str, value)) if isinstance(value, list) else value)
+        for name, value in scope.items()
+        if value not in (None, [], "")
+    ]
+    return format_html_join("", "<div><b>{}</b>: {}</div>", lines) or "the whole dataset"
+
+
+class ReviewDecisionInline(admin.TabularInline):
+    model = ReviewDecision
+    extra = 0
+    can_delete = False
+    readonly_fields = ["decision", "reason", "round", "reviewer", "created_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(LicenseRequest)
+class LicenseRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "organization",
+        "dataset",
+        "state",
+        "quote_total_minor",
+        "currency",
+        "needs_second_approval",
+        "submitted_at",
+    ]
+    list_filter = ["state", "needs_second_approval", "dataset"]
+    search_fields = ["organization__slug", "dataset__slug", "intended_use", "contact_email"]
+    date_hierarchy = "submitted_at"
+    readonly_fields = [
+        "organization",
+        "dataset",
+        "offer",
+        "state",
+        "scope_readable",
+        "purposes",
+        "fields",
+        "term_days",
+        "record_cap",
+        "intended_use",
+        "contact_email",
+        "currency",
+        "quote_fee_minor",
+        "quote_estimated_records",
+        "quote_records_minor",
+        "quote_total_minor",
+        "needs_second_approval",
+        "submitted_by",
+        "submitted_at",
+        "decided_at",
+    ]
+    exclude = ["scope", "created_by"]
+    inlines = [ReviewDecisionInline]
+    actions = ["approve_selected"]
+
+    @admin.display(description="Scope")
+    def scope_readable(self, obj: LicenseRequest) -> str:
+        return readable_scope(obj.scope)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Approve selected submitted requests")
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[LicenseRequest]) -> None:
+        for license_request in queryset:
+            try:
+                requests.decide_license_request(
+                    actor=_actor(request), license_request=license_request, decision="approve"
+                )
+            except DomainError as error:
+                self.message_user(
+                    request, f"Request {license_request.pk}: {error.detail}", messages.WARNING
+                )
+
+
+@admin.register(License)
+class LicenseAdmin(admin.ModelAdmin):
+    list_display = ["id", "organization", "dataset", "state", "activated_at", "ends_at"]
+    list_filter = ["state", "dataset"]
+    search_fields = ["organization__slug", "dataset__slug"]
+    exclude = ["pseudonym_key", "scope"]
+    readonly_fields = [
+        field.name for field in License._meta.fields if field.name not in ("pseudonym_key", "scope")
+    ] + ["scope_readable"]
+    actions = ["suspend_selected"]
+
+    @admin.display(description="Scope")
+    def scope_readable(self, obj: License) -> str:
+        return readable_scope(obj.scope)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Suspend selected active licenses")
+    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        for license_ in queryset:
+            try:
+                licenses.suspend_license(
+                    actor=_actor(request), license_=license_, reason="Suspended in the admin."
+                )
+            except DomainError as error:
+                self.message_user(
+                    request, f"License {license_.pk}: {error.detail}", messages.WARNING
+                )
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    """Offers are never edited: saving the form publishes a new version (the old one is kept)."""
+
+    exclude = ["version", "is_current"]
+    list_display = [
+        "dataset",
+        "version",
+        "is_current",
+        "currency",
+        "license_fee_minor",
+        "creator_share_bps",
+    ]
+    list_filter = ["is_current", "currency"]
+    search_fields = ["dataset__slug"]
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return obj is None
+
+    def save_model(self, request: HttpRequest, obj: Offer, form: object, change: bool) -> None:
+        published = offers.publish_offer(
+            dataset=obj.dataset,
+            currency=obj.currency,
+            license_fee_minor=obj.license_fee_minor,
+            price_per_1000_records=obj.price_per_1000_records,
+            price_per_gb=obj.price_per_gb,
+            records_included=obj.records_included,
+            term_days=obj.term_days,
+            creator_share_bps=obj.creator_share_bps,
+            allowed_purposes=obj.allowed_purposes,
+        )
+        obj.pk, obj.version = published.pk, published.version

@@ -1,0 +1,16 @@
+"""Periodic Celery tasks run by beat (schedule in settings.CELERY_BEAT_SCHEDULE). Each is one
+conditional update in a service, so overlapping or repeated runs are harmless."""
+
+from celery import shared_task
+
+from licensing.services import licenses, requests
+
+
+@shared_task(name="licensing.expire_stale_requests")
+def expire_stale_requests() -> int:
+    return requests.expire_stale_requests()
+
+
+@shared_task(name="licensing.expire_licenses")
+def expire_licenses() -> int:
+    return licenses.expire_licenses()

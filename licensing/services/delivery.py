@@ -1,0 +1,63 @@
+"""What a licensee receives for one eligible record: the license's fields, ids pseudonymized.
+
+Used by the preview and by the extract job alike, so a preview shows records exactly as they
+would be delivered. Pseudonyms are HMAC-SHA256 under a per-license key: the same post gets the
+same pseudonym in every extract of one license, and unrelated pseudonyms in other licenses; the
+key never leaves the server.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+# Record keys holding platform ids, and the namespace each is pseudonymized in.
+_PSEUDONYMIZED = {
+    "post_id": "post",
+    "referenced_post_id": "post",
+    "author_id": "user",
+    "referenced_author_id": "user",
+}
+PSEUDONYM_HEX_LENGTH = 32  # 128 bits: collisions are negligible at 10^9 records
+
+
+class Pseudonymizer:
+    """HMAC-SHA256 pseudonyms under one key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, namespace: str, platform_id: int) -> str:
+        message = f"{namespace}:{platform_id}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_LENGTH]
+
+    @classmethod
+    def for_license(cls, pseudonym_key: str) -> "Pseudonymizer":
+        return cls(bytes.fromhex(pseudonym_key))
+
+    @classmethod
+    def for_preview(cls, dataset_slug: str) -> "Pseudonymizer":
+        """A key used only for previews, derived from the server secret, so preview pseudonyms
+        cannot be linked to any license's."""
+        key = hmac.new(
+            settings.SECRET_KEY.encode(), f"preview:{dataset_slug}".encode(), hashlib.sha256
+        ).digest()
+        return cls(key)
+
+
+def shape_record(
+    record: dict[str, Any], *, fields: Iterable[str], pseudonymize: Pseudonymizer
+) -> dict[str, Any]:
+    """Keep only the licensed `fields` (in that order), pseudonymizing ids. Dates as ISO 8601."""
+    shaped: dict[str, Any] = {}
+    for name in fields:
+        value = record.get(name)
+        if name in _PSEUDONYMIZED and value is not None:
+            value = pseudonymize(_PSEUDONYMIZED[name], value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        shaped[name] = value
+    return shaped

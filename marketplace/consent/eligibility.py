@@ -1,0 +1,568 @@
+"""The eligibility rules: which posts may leave the building, decided in one place.
+
+One rule set, two faces that a property-based test proves equal
+(tests/marketplace/consent/test_eligibility_equivalence.py):
+
+* `eligible_posts(...)` builds the QuerySet that runs in the database (SQLite and PostgreSQL);
+  `eligible_records(...)` streams the delivered fields of those posts as plain dicts.
+* `is_eligible(...)` is a pure predicate over one post's and its author's state at `as_of`.
+
+A post is eligible at `as_of` only if all of these hold:
+
+1. the post exists (`created_at <= as_of`), is not deleted, not dropped, and not withheld in the
+   licensee's country; its text is its latest edit (edits never change eligibility);
+2. its author is not deleted (a `user_delete` hides every post at once, also during the undelete
+   window), not suspended, not protected and not withheld in the licensee's country;
+3. the author's consent allows every purpose of the license: an explicit deny always wins, unset
+   counts as allowed only in `opt_out` datasets;
+4. it belongs to the dataset (its base scope) and matches the requested scope;
+5. it is not a retweet; a quote or reply carries the referenced post's text and author only when
+   that post is itself eligible under these same rules.
+
+State at `as_of` is the last-writer-wins fold of the ledger signals with `event_at <= as_of`.
+The materialized columns hold the fold of *all* signals, so when a family's `_at` column is NULL
+or `<= as_of` the column already is the state at `as_of`; only when `_at > as_of` does the query
+fall back to the ledger (newest `(event_at, value)` at or before `as_of`, or the family default).
+That keeps the common case a cheap column check.
+
+Withholding: a country list containing the licensee's country, `XX` (withheld everywhere) or
+`XY` (withheld on a copyright claim) blocks the post; when the licensee's country is unknown any
+withholding blocks it.
+"""
+
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Collate, Lower
+
+from marketplace.consent.ledger import OFF
+from marketplace.consent.redaction import (
+    PublicAccounts,
+    mentioned_handles,
+    public_accounts_from,
+    redact_text,
+)
+from marketplace.consent.scope import Scope
+from marketplace.errors import InvalidInput
+from marketplace.models.catalog import ConsentBasis, Dataset
+from marketplace.models.corpus import (
+    ConsentChoice,
+    ConsentPurpose,
+    Creator,
+    LedgerEntry,
+    Post,
+    PostKind,
+    SubjectKind,
+)
+
+# Bump whenever a rule changes what is eligible or what is emitted; manifests record it.
+RULES_VERSION = "2025.1"
+
+ALL_PURPOSES: tuple[str, ...] = tuple(ConsentPurpose.values)
+# Country codes the platform uses for "withheld everywhere" and "withheld on a copyright claim".
+WITHHELD_EVERYWHERE = ("XX", "XY")
+
+# The families that decide eligibility, with their materialized column and their default when
+# no signal is in effect. ("post_edit" and "post_scrub_geo" never change eligibility.)
+_POST_FAMILIES = {
+    "post_delete": ("is_deleted", OFF),
+    "post_drop": ("is_dropped", OFF),
+    "post_withheld": ("withheld_countries", ""),
+}
+_AUTHOR_FAMILIES = {
+    "user_delete": ("is_deleted", OFF),
+    "user_suspend": ("is_suspended", OFF),
+    "user_protect": ("is_protected", OFF),
+    "user_withheld": ("withheld_countries", ""),
+    **{
+        f"consent_{purpose}": (f"consent_{purpose}", ConsentChoice.UNSET.value)
+        for purpose in ConsentPurpose.values
+    },
+}
+
+
+# --- The pure face -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostState:
+    """One post as it stood at `as_of` (ledger families folded up to `as_of`)."""
+
+    created_at: datetime
+    kind: str = PostKind.ORIGINAL
+    lang: str = ""
+    hashtags: tuple[str, ...] = ()  # lower-case, without "#"
+    text: str = ""
+    possibly_sensitive: bool = False
+    is_deleted: bool = False
+    is_dropped: bool = False
+    withheld_countries: str = ""  # the stored ",GB,DE," form
+
+
+@dataclass(frozen=True)
+class AuthorState:
+    """One author as they stood at `as_of`; `consent` maps purpose -> "allow"/"deny"/""."""
+
+    is_deleted: bool = False
+    is_suspended: bool = False
+    is_protected: bool = False
+    withheld_countries: str = ""
+    consent: Mapping[str, str] = field(default_factory=dict)
+
+
+def is_withheld_in(withheld_countries: str, licensee_country: str | None) -> bool:
+    """Whether a stored country list blocks delivery to a licensee in `licensee_country`."""
+    if not withheld_countries:
+        return False
+    if not licensee_country:
+        return True
+    blocking = (licensee_country.upper(), *WITHHELD_EVERYWHERE)
+    return any(f",{code}," in withheld_countries for code in blocking)
+
+
+def consent_allows(choice: str, consent_basis: str) -> bool:
+    """An explicit deny always wins; unset counts as allowed only on an opt-out basis."""
+    if choice == ConsentChoice.ALLOW:
+        return True
+    return choice == ConsentChoice.UNSET and consent_basis == ConsentBasis.OPT_OUT
+
+
+def matches_scope(post: PostState, scope: Scope) -> bool:
+    """Rule 4 for one scope: dates [from, to), languages, hashtags any/all/none, keywords (any,
+    case-insensitive substring), kinds (never retweets) and sensitivity."""
+    if scope.date_from is not None and post.created_at < scope.date_from:
+        return False
+    if scope.date_to is not None and post.created_at >= scope.date_to:
+        return False
+    if scope.languages and post.lang not in scope.languages:
+        return False
+    tags = set(post.hashtags)
+    if scope.hashtags_any and not tags & set(scope.hashtags_any):
+        return False
+    if not set(scope.hashtags_all) <= tags:
+        return False
+    if tags & set(scope.hashtags_none):
+        return False
+    if scope.keywords:
+        text = post.text.lower()
+        if not any(keyword.lower() in text for keyword in scope.keywords):
+            return False
+    if post.kind not in scope.effective_kinds:
+        return False
+    return not (scope.exclude_sensitive and post.possibly_sensitive)
+
+
+def is_eligible(
+    post_state: PostState,
+    author_state: AuthorState,
+    *,
+    consent_basis: str,
+    scope: Scope,
+    purposes: Collection[str],
+    licensee_country: str | None,
+    as_of: datetime | None = None,
+    base_scope: Scope | None = None,
+) -> bool:
+    """The rules over one post's and its author's state at `as_of`, without the database.
+
+    `as_of`, when given, also checks that the post existed then; `base_scope` is the dataset's
+    base scope (the query applies both it and `scope`)."""
+    purposes = _checked_purposes(purposes)
+    if as_of is not None and post_state.created_at > as_of:
+        return False
+    if post_state.kind == PostKind.RETWEET:
+        return False
+    if post_state.is_deleted or post_state.is_dropped:
+        return False
+    if is_withheld_in(post_state.withheld_countries, licensee_country):
+        return False
+    if author_state.is_deleted or author_state.is_suspended or author_state.is_protected:
+        return False
+    if is_withheld_in(author_state.withheld_countries, licensee_country):
+        return False
+    for purpose in purposes:
+        if not consent_allows(author_state.consent.get(purpose, ""), consent_basis):
+            return False
+    if base_scope is not None and not matches_scope(post_state, base_scope):
+        return False
+    return matches_scope(post_state, scope)
+
+
+# --- The database face -------------------------------------------------------------------------
+
+
+def _checked_purposes(purposes: Collection[str]) -> tuple[str, ...]:
+    if isinstance(purposes, str):
+        purposes = [purposes]
+    checked = tuple(dict.fromkeys(purposes))
+    unknown = sorted(set(checked) - set(ConsentPurpose.values))
+    if not checked or unknown:
+        raise InvalidInput(
+            "A license needs at least one known purpose.",
+            code="invalid_purposes",
+            fields={"purposes": [f"Use one or more of {', '.join(ConsentPurpose.values)}."]},
+        )
+    return checked
+
+
+def _newest_ledger_value(
+    *, subject_kind: str, subject_id_ref: str, family: str, as_of: datetime
+) -> Subquery:
+    """The value of the newest (event_at, value) entry at or before `as_of` (the ledger's
+    last-writer-wins rule). PostgreSQL compares with the "C" collation so ties break byte by
+    byte, exactly as Python and SQLite compare strings."""
+    value: Any = Collate("value", "C") if connection.vendor == "postgresql" else F("value")
+    newest = (
+        LedgerEntry.objects.filter(
+            subject_kind=subject_kind,
+            subject_platform_id=OuterRef(subject_id_ref),
+            family=family,
+            event_at__lte=as_of,
+        )
+        .order_by("-event_at", value.desc())
+        .values("value")[:1]
+    )
+    return Subquery(newest)
+
+
+def _state_is(
+    *,
+    prefix: str,
+    family: str,
+    as_of: datetime,
+    accepts: Callable[[str, bool], Q],
+    aliases: dict[str, Any],
+) -> Q:
+    """Whether a family's state at `as_of` is acceptable: the materialized column decides when it
+    already is the state at `as_of` (`_at` NULL or not after it); otherwise the ledger's newest
+    `(event_at, value)` at or before `as_of` (or the family default) does.
+
+    Written as `(column is current AND column accepted) OR (_at > as_of AND ledger accepted)`
+    rather than one CASE expression: the same logic, but the planner can estimate the column
+    half from its statistics (a CASE is opaque and estimated at one row, which picked nested
+    loops on 10M posts; see docs/ELIGIBILITY.md). The ledger subquery only runs for rows whose
+    `_at` is after `as_of`. `accepts(name, is_column)` builds the test for the column or for the
+    ledger value (always the ledger's text form)."""
+    subject_kind = SubjectKind.POST if family in _POST_FAMILIES else SubjectKind.USER
+    column, default = {**_POST_FAMILIES, **_AUTHOR_FAMILIES}[family]
+    at_column = f"{prefix}{column}_at"
+    ledger_alias = f"_ledger_{prefix.replace('__', '_')}{family}"
+    aliases[ledger_alias] = Coalesce(
+        _newest_ledger_value(
+            subject_kind=subject_kind,
+            subject_id_ref=f"{prefix}platform_id",
+            family=family,
+            as_of=as_of,
+        ),
+        Value(default),
+    )
+    column_is_current = Q(**{f"{at_column}__isnull": True}) | Q(**{f"{at_column}__lte": as_of})
+    return (column_is_current & accepts(f"{prefix}{column}", True)) | (
+        Q(**{f"{at_column}__gt": as_of}) & accepts(ledger_alias, False)
+    )
+
+
+def _is_off(name: str, is_column: bool) -> Q:
+    return Q(**{name: False if is_column else OFF})
+
+
+def _not_withheld_for(licensee_country: str | None) -> Callable[[str, bool], Q]:
+    return lambda name, _is_column: ~_withheld_in_q(name, licensee_country)
+
+
+def _consent_in(allowed: Sequence[str]) -> Callable[[str, bool], Q]:
+    return lambda name, _is_column: Q(**{f"{name}__in": allowed})
+
+
+def _author_is_public(
+    *, prefix: str, as_of: datetime, licensee_country: str | None, aliases: dict[str, Any]
+) -> Q:
+    """Rule 2: not deleted, suspended or protected, not withheld in the licensee's country."""
+    condition = Q()
+    for family in ("user_delete", "user_suspend", "user_protect"):
+        condition &= _state_is(
+            prefix=prefix, family=family, as_of=as_of, accepts=_is_off, aliases=aliases
+        )
+    return condition & _state_is(
+        prefix=prefix,
+        family="user_withheld",
+        as_of=as_of,
+        accepts=_not_withheld_for(licensee_country),
+        aliases=aliases,
+    )
+
+
+def _withheld_in_q(name: str, licensee_country: str | None) -> Q:
+    if not licensee_country:
+        return ~Q(**{name: ""})
+    blocking = (licensee_country.upper(), *WITHHELD_EVERYWHERE)
+    withheld = Q()
+    for code in blocking:
+        withheld |= Q(**{f"{name}__contains": f",{code},"})
+    return withheld
+
+
+def _scope_q(scope: Scope, prefix: str = "") -> Q:
+    """Rule 4 for one scope as a filter (the mirror of `matches_scope`)."""
+    condition = Q(**{f"{prefix}kind__in": scope.effective_kinds})
+    if scope.date_from is not None:
+        condition &= Q(**{f"{prefix}created_at__gte": scope.date_from})
+    if scope.date_to is not None:
+        condition &= Q(**{f"{prefix}created_at__lt": scope.date_to})
+    if scope.languages:
+        condition &= Q(**{f"{prefix}lang__in": scope.languages})
+    if scope.hashtags_any:
+        any_tag = Q()
+        for tag in scope.hashtags_any:
+            any_tag |= Q(**{f"{prefix}hashtags__contains": f"|{tag}|"})
+        condition &= any_tag
+    for tag in scope.hashtags_all:
+        condition &= Q(**{f"{prefix}hashtags__contains": f"|{tag}|"})
+    for tag in scope.hashtags_none:
+        condition &= ~Q(**{f"{prefix}hashtags__contains": f"|{tag}|"})
+    if scope.keywords:
+        any_keyword = Q()
+        for keyword in scope.keywords:
+            any_keyword |= Q(**{f"{prefix}text__icontains": keyword})
+        condition &= any_keyword
+    if scope.exclude_sensitive:
+        condition &= Q(**{f"{prefix}possibly_sensitive": False})
+    return condition
+
+
+def dataset_scope(dataset: Dataset) -> Scope:
+    """The dataset's base scope as a Scope (its JSON is validated like any requested scope)."""
+    return Scope.from_dict(dataset.base_scope or {})
+
+
+def eligible_posts(
+    *,
+    dataset: Dataset,
+    scope: Scope,
+    purposes: Collection[str],
+    as_of: datetime,
+    licensee_country: str | None,
+) -> QuerySet[Post]:
+    """Every post of `dataset` inside `scope` that may be delivered at `as_of` for all of
+    `purposes` to a licensee in `licensee_country`. Read-only; builds a lazy QuerySet (count it,
+    slice it, or call `.values()` on it). Raises InvalidInput for an empty or unknown purpose
+    list or a malformed dataset base scope."""
+    checked_purposes = _checked_purposes(purposes)
+    aliases: dict[str, Any] = {}
+    post_is_live = Q()
+    for family in ("post_delete", "post_drop"):
+        post_is_live &= _state_is(
+            prefix="", family=family, as_of=as_of, accepts=_is_off, aliases=aliases
+        )
+    post_is_live &= _state_is(
+        prefix="",
+        family="post_withheld",
+        as_of=as_of,
+        accepts=_not_withheld_for(licensee_country),
+        aliases=aliases,
+    )
+    allowed_choices = (
+        [ConsentChoice.ALLOW, ConsentChoice.UNSET]
+        if dataset.consent_basis == ConsentBasis.OPT_OUT
+        else [ConsentChoice.ALLOW]
+    )
+    consent = Q()
+    for purpose in checked_purposes:
+        consent &= _state_is(
+            prefix="author__",
+            family=f"consent_{purpose}",
+            as_of=as_of,
+            accepts=_consent_in(allowed_choices),
+            aliases=aliases,
+        )
+    rules = (
+        Q(created_at__lte=as_of)
+        & ~Q(kind=PostKind.RETWEET)
+        & _scope_q(dataset_scope(dataset))
+        & _scope_q(scope)
+        & post_is_live
+        & _author_is_public(
+            prefix="author__", as_of=as_of, licensee_country=licensee_country, aliases=aliases
+        )
+        & consent
+    )
+    return Post.objects.alias(**aliases).filter(rules)
+
+
+def public_accounts(
+    *,
+    platform_ids: Iterable[int] = (),
+    handles: Iterable[str] = (),
+    as_of: datetime,
+    licensee_country: str | None,
+) -> QuerySet[Creator]:
+    """Creators among these ids or (case-insensitive) handles that are known to be public at
+    `as_of`: not deleted, suspended, protected or withheld in the licensee's country. Used to
+    decide which mentions may stay in emitted text."""
+    aliases: dict[str, Any] = {}
+    is_public = _author_is_public(
+        prefix="", as_of=as_of, licensee_country=licensee_country, aliases=aliases
+    )
+    lowered = sorted({handle.lower() for handle in handles})
+    who = Q(platform_id__in=sorted(set(platform_ids)))
+    if lowered:
+        who |= Q(handle_lower__in=lowered)
+    return (
+        Creator.objects.annotate(handle_lower=Lower("handle"))
+        .alias(**aliases)
+        .filter(who)
+        .filter(is_public)
+    )
+
+
+# --- Record emission ---------------------------------------------------------------------------
+
+RECORD_FIELDS = (
+    "post_id",
+    "created_at",
+    "text",
+    "lang",
+    "hashtags",
+    "kind",
+    "possibly_sensitive",
+    "author_id",
+    "author_handle",
+    "referenced_post_id",
+    "referenced_text",
+    "referenced_author_id",
+    "referenced_author_handle",
+    "public_metrics",
+    "geo",
+)
+
+_ROW_FIELDS = (
+    "platform_id",
+    "created_at",
+    "text",
+    "lang",
+    "hashtags",
+    "kind",
+    "possibly_sensitive",
+    "author__platform_id",
+    "author__handle",
+    "referenced_platform_id",
+    "mentions",
+    "public_metrics",
+    "geo",
+    "is_geo_scrubbed",
+)
+
+
+def eligible_records(
+    *,
+    dataset: Dataset,
+    scope: Scope,
+    purposes: Collection[str],
+    as_of: datetime,
+    licensee_country: str | None,
+    chunk_size: int = 2000,
+    after_post_id: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream the delivered fields of every eligible post, in platform id order, as plain dicts
+    with the keys in RECORD_FIELDS. Memory is bounded by `chunk_size`: rows are read by keyset
+    pagination (`after_post_id` resumes after a given post), three queries per chunk (posts,
+    their eligible referenced posts, the mentioned accounts known to be public).
+
+    Rule 5: the referenced post's id, text and author are filled only when that post is itself
+    eligible under the same rules (same dataset, scope, purposes, as_of and country); otherwise
+    they are None. Text is redacted (see marketplace/consent/redaction.py); geo is dropped once
+    scrubbed. Read-only and deterministic: the same arguments over the same data give the same
+    records."""
+    arguments = {
+        "dataset": dataset,
+        "scope": scope,
+        "purposes": purposes,
+        "as_of": as_of,
+        "licensee_country": licensee_country,
+    }
+    base = eligible_posts(**arguments)  # type: ignore[arg-type]
+    last_id = after_post_id
+    while True:
+        page = base if last_id is None else base.filter(platform_id__gt=last_id)
+        rows = list(page.order_by("platform_id").values(*_ROW_FIELDS)[:chunk_size])
+        if not rows:
+            return
+        referenced_ids = {
+            row["referenced_platform_id"]
+            for row in rows
+            if row["kind"] in (PostKind.QUOTE, PostKind.REPLY) and row["referenced_platform_id"]
+        }
+        referenced = {
+            ref["platform_id"]: ref
+            for ref in base.filter(platform_id__in=sorted(referenced_ids)).values(
+                "platform_id", "text", "mentions", "author__platform_id", "author__handle"
+            )
+        }
+        public = _public_mentions(
+            [row["mentions"] for row in rows] + [ref["mentions"] for ref in referenced.values()],
+            [row["text"] for row in rows] + [ref["text"] for ref in referenced.values()],
+            as_of=as_of,
+            licensee_country=licensee_country,
+        )
+        for row in rows:
+            yield _record(row, referenced, public)
+        last_id = rows[-1]["platform_id"]
+        if len(rows) < chunk_size:
+            return
+
+
+def _public_mentions(
+    mention_lists: list[Any], texts: list[str], *, as_of: datetime, licensee_country: str | None
+) -> PublicAccounts:
+    """The mentioned accounts (by id and by handle) that are known to be public at as_of."""
+    ids: set[int] = set()
+    handles: set[str] = set()
+    for mentions in mention_lists:
+        for mention in mentions if isinstance(mentions, list) else []:
+            if isinstance(mention, dict):
+                if str(mention.get("id", "")).isdigit():
+                    ids.add(int(mention["id"]))
+                if mention.get("username"):
+                    handles.add(str(mention["username"]).lower())
+    for text in texts:
+        handles.update(mentioned_handles(text))
+    if not ids and not handles:
+        return PublicAccounts()
+    found = public_accounts(
+        platform_ids=ids, handles=handles, as_of=as_of, licensee_country=licensee_country
+    ).values_list("platform_id", "handle")
+    return public_accounts_from(found)
+
+
+def _record(
+    row: dict[str, Any],
+    referenced: Mapping[int, Mapping[str, Any]],
+    public: PublicAccounts,
+) -> dict[str, Any]:
+    is_reference_kind = row["kind"] in (PostKind.QUOTE, PostKind.REPLY)
+    reference = referenced.get(row["referenced_platform_id"]) if is_reference_kind else None
+    return {
+        "post_id": row["platform_id"],
+        "created_at": row["created_at"],
+        "text": redact_text(row["text"], mentions=row["mentions"], public=public),
+        "lang": row["lang"],
+        "hashtags": [tag for tag in row["hashtags"].split("|") if tag],
+        "kind": row["kind"],
+        "possibly_sensitive": row["possibly_sensitive"],
+        "author_id": row["author__platform_id"],
+        "author_handle": row["author__handle"],
+        "referenced_post_id": reference["platform_id"] if reference else None,
+        "referenced_text": (
+            redact_text(reference["text"], mentions=reference["mentions"], public=public)
+            if reference
+            else None
+        ),
+        "referenced_author_id": reference["author__platform_id"] if reference else None,
+        "referenced_author_handle": reference["author__handle"] if reference else None,
+        "public_metrics": row["public_metrics"],
+        "geo": None if row["is_geo_scrubbed"] else row["geo"],
+    }

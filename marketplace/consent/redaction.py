@@ -1,0 +1,100 @@
+"""Redaction of emitted text: mentions of accounts not known to be public, e-mail addresses and
+phone numbers.
+
+A mention stays only when the account is known to the corpus and public at `as_of` (not
+protected, deleted, suspended or withheld for the licensee); everything else becomes
+`@[redacted]`, because naming a private or vanished account is itself personal data. The
+caller looks the accounts up (`eligibility.public_accounts`); this module is pure so it can be
+tested exhaustively. Over-redaction is the safe failure: a number that merely looks like a phone
+number is removed too.
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+REDACTED_MENTION = "@[redacted]"
+REDACTED_EMAIL = "[redacted email]"
+REDACTED_PHONE = "[redacted phone]"
+
+# Platform handles are ASCII letters, digits and underscores; a mention is "@" not preceded by
+# a word character (so "bob@example.com" is an e-mail, handled first, not a mention).
+_MENTION = re.compile(r"(?<![A-Za-z0-9_@])@([A-Za-z0-9_]+)")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}"
+)
+# A run of digits with the separators phone numbers use (spaces, dots, dashes, parentheses),
+# optionally starting with "+". Whether it is a phone number is decided in `_phone_or_not`.
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+.,/:@-])\+?\(?\d[\d\s().-]{5,}\d(?![\w:])")
+_ISO_DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
+_DECIMAL = re.compile(r"^\d+\.\d+$")
+_YEAR_RANGE = re.compile(r"^\d{4}\s*-\s*\d{4}$")
+
+
+@dataclass(frozen=True)
+class PublicAccounts:
+    """Accounts known to be public: by platform id and by lower-case handle."""
+
+    platform_ids: frozenset[int] = frozenset()
+    handles: frozenset[str] = frozenset()
+
+
+def mentioned_handles(text: str) -> set[str]:
+    """The lower-case handles mentioned in `text` (after e-mail addresses are set aside)."""
+    return {match.group(1).lower() for match in _MENTION.finditer(_EMAIL.sub(" ", text))}
+
+
+def _mention_ids(mentions: Any) -> dict[str, int | None]:
+    """handle (lower-case) -> platform id from the post's `entities.mentions`, when given."""
+    known: dict[str, int | None] = {}
+    for mention in mentions if isinstance(mentions, list) else []:
+        if not isinstance(mention, dict) or not mention.get("username"):
+            continue
+        raw_id = str(mention.get("id", ""))
+        known[str(mention["username"]).lower()] = int(raw_id) if raw_id.isdigit() else None
+    return known
+
+
+def _phone_or_not(match: re.Match[str]) -> str:
+    candidate = match.group(0).strip()
+    digits = sum(character.isdigit() for character in candidate)
+    if _ISO_DATE.match(candidate) or _DECIMAL.match(candidate) or _YEAR_RANGE.match(candidate):
+        return match.group(0)
+    if candidate.startswith("+"):
+        return REDACTED_PHONE if 7 <= digits <= 15 else match.group(0)
+    has_separator = any(not character.isdigit() for character in candidate)
+    if (has_separator and 7 <= digits <= 13) or (not has_separator and 10 <= digits <= 13):
+        return REDACTED_PHONE
+    return match.group(0)
+
+
+def redact_text(text: str, *, mentions: Any = (), public: PublicAccounts) -> str:
+    """`text` with e-mail addresses, phone numbers and mentions of accounts not known to be
+    public replaced. A mention the post's entities resolve to an id is judged by that id (handles
+    can be reused); any other mention by its handle. Pure."""
+    resolved = _mention_ids(mentions)
+
+    def mention(match: re.Match[str]) -> str:
+        handle = match.group(1).lower()
+        platform_id = resolved.get(handle)
+        is_public = (
+            platform_id in public.platform_ids
+            if platform_id is not None
+            else handle in public.handles
+        )
+        return match.group(0) if is_public else REDACTED_MENTION
+
+    text = _EMAIL.sub(REDACTED_EMAIL, text)
+    text = _MENTION.sub(mention, text)
+    return _PHONE_CANDIDATE.sub(_phone_or_not, text)
+
+
+def public_accounts_from(rows: Iterable[tuple[int, str]]) -> PublicAccounts:
+    """Build PublicAccounts from (platform id, handle) pairs."""
+    pairs = list(rows)
+    return PublicAccounts(
+        platform_ids=frozenset(platform_id for platform_id, _ in pairs),
+        handles=frozenset(handle.lower() for _, handle in pairs),
+    )

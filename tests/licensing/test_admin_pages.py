@@ -1,0 +1,30 @@
+"""Every admin page that staff use renders for a superuser, with data present."""
+
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.test import Client
+from django.urls import reverse
+
+from licensing.services.requests import decide_license_request
+from marketplace.services.actor import Actor
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_changelist_and_change_page_renders(submitted: Any, reviewers: Any) -> None:
+    decide_license_request(
+        actor=Actor(user=reviewers[0]), license_request=submitted, decision="approve"
+    )
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    for model in admin.site._registry:
+        opts = model._meta
+        changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        assert client.get(changelist).status_code == 200, changelist
+        first = model.objects.first()
+        if first is not None:
+            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
+            assert client.get(change).status_code == 200, change

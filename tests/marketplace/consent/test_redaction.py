@@ -1,0 +1,122 @@
+"""Redaction of emitted text: mentions of accounts not known to be public, e-mail addresses and
+phone numbers; ordinary numbers, dates and handles of public accounts stay."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marketplace.consent.redaction import (
+    REDACTED_EMAIL,
+    REDACTED_MENTION,
+    REDACTED_PHONE,
+    PublicAccounts,
+    mentioned_handles,
+    public_accounts_from,
+    redact_text,
+)
+
+PUBLIC = PublicAccounts(platform_ids=frozenset({11}), handles=frozenset({"alice", "bob_99"}))
+
+
+def redact(text: str, mentions: object = ()) -> str:
+    return redact_text(text, mentions=mentions, public=PUBLIC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hi @alice", "hi @alice"),
+        ("hi @ALICE!", "hi @ALICE!"),  # handles are case-insensitive
+        ("@bob_99: yes", "@bob_99: yes"),
+        ("hi @carol", f"hi {REDACTED_MENTION}"),  # unknown to the corpus
+        ("@alice and @carol and @alice_", f"@alice and {REDACTED_MENTION} and {REDACTED_MENTION}"),
+        ("(@carol)", f"({REDACTED_MENTION})"),
+        ("RT @carol: words", f"RT {REDACTED_MENTION}: words"),
+        ("no mention @ all", "no mention @ all"),
+    ],
+)
+def test_mentions_of_accounts_not_known_to_be_public_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_a_resolved_mention_is_judged_by_its_id_not_its_handle() -> None:
+    # "alice" is a public handle, but this post's entities say the mention is account 99 (a
+    # different, non-public account that holds the handle now or held it then).
+    assert redact("hi @alice", [{"username": "alice", "id": "99"}]) == f"hi {REDACTED_MENTION}"
+    # "dora" is unknown by handle, but resolved to the public account 11.
+    assert redact("hi @Dora", [{"username": "dora", "id": "11"}]) == "hi @Dora"
+    # A malformed entity falls back to the handle.
+    assert redact("hi @alice", [{"username": "alice", "id": "x"}, "junk"]) == "hi @alice"
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["a.b@example.org", "first+tag@sub.example.co.uk", "X_Y-z@mail.example.com"],
+)
+def test_email_addresses_are_redacted_and_not_taken_for_mentions(email: str) -> None:
+    assert redact(f"write to {email} today") == f"write to {REDACTED_EMAIL} today"
+    assert mentioned_handles(f"write to {email}") == set()
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+44 20 7946 0958",
+        "+1-202-555-0143",
+        "+33612345678",
+        "(202) 555-0143",
+        "202-555-0143",
+        "202.555.0143",
+        "07946 095812",
+        "020 7946 0958",
+        "2025550143",
+    ],
+)
+def test_phone_numbers_are_redacted(phone: str) -> None:
+    assert redact(f"call {phone} now") == f"call {REDACTED_PHONE} now"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the year 2024 was long",
+        "on 2024-05-01 at 12:30",
+        "on 01/05/2024",
+        "pi is 3.14159265",
+        "from 1990 - 2024",
+        "42 likes and 1,000,000 views",
+        "$1,299.99",
+        "order 12345",
+        "version 1.2.3",
+        "https://t.co/abc123",
+    ],
+)
+def test_ordinary_numbers_dates_and_links_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_everything_at_once() -> None:
+    text = "@carol says mail @alice at alice@example.org or call +1 202 555 0143"
+    assert redact(text) == (
+        f"{REDACTED_MENTION} says mail @alice at {REDACTED_EMAIL} or call {REDACTED_PHONE}"
+    )
+
+
+def test_public_accounts_from_rows_lowercases_handles() -> None:
+    accounts = public_accounts_from([(5, "MixedCase"), (6, "lower")])
+    assert accounts == PublicAccounts(
+        platform_ids=frozenset({5, 6}), handles=frozenset({"mixedcase", "lower"})
+    )
+
+
+@settings(max_examples=200, database=None)
+@given(
+    handle=st.from_regex(r"[A-Za-z0-9_]{1,15}", fullmatch=True),
+    before=st.sampled_from(["", " ", "hi ", "(", "RT "]),
+    after=st.sampled_from(["", " ", "!", ":", ")", " ok"]),
+)
+def test_no_unknown_handle_survives(handle: str, before: str, after: str) -> None:
+    """Property: a mention of a handle nobody vouches for never appears in the output."""
+    redacted = redact_text(f"{before}@{handle}{after}", public=PublicAccounts())
+    assert f"@{handle}" not in redacted
+    assert redacted == f"{before}{REDACTED_MENTION}{after}"
