@@ -3,7 +3,7 @@ conditional update in a service, so overlapping or repeated runs are harmless.""
 
 from celery import shared_task
 
-from licensing.services import licenses, requests
+from licensing.services import extracts, licenses, requests
 
 
 @shared_task(name="licensing.expire_stale_requests")
@@ -14,3 +14,8 @@ def expire_stale_requests() -> int:
 @shared_task(name="licensing.expire_licenses")
 def expire_licenses() -> int:
     return licenses.expire_licenses()
+
+
+@shared_task(name="licensing.reap_stalled_extract_parts")
+def reap_stalled_extract_parts() -> int:
+    return len(extracts.reap_stalled_parts())

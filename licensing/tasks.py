@@ -4,9 +4,13 @@ Periodic jobs live in licensing/schedules.py, so that services can import this m
 an import cycle (schedules import the services that import these tasks).
 """
 
-from celery import shared_task
+from typing import Any
 
-from licensing.services import notifications
+from celery import Task, chord, shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from licensing.services import extracts, notifications
 
 
 @shared_task(
@@ -17,3 +21,56 @@ from licensing.services import notifications
 )
 def notify_request_decision(request_id: int, outcome: str) -> int:
     return notifications.send_request_decision_email(request_id=request_id, outcome=outcome)
+
+
+# --- Extracts ----------------------------------------------------------------------------------
+# Parts are long: acknowledged only once done (a worker that dies mid-part gets the message
+# redelivered on Redis), bounded in time, and retried on database hiccups. Results are kept
+# only for the chord that joins the parts to `finalize_extract`.
+
+_PART_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": False,
+    "autoretry_for": (OperationalError, InterfaceError, ConnectionError, TimeoutError),
+    "retry_backoff": True,
+    "max_retries": 3,
+}
+
+
+class _ExtractPartTask(Task):
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        extracts.fail_part(args[0], error=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(name="licensing.plan_extract", acks_late=True, reject_on_worker_lost=True)
+def plan_extract(extract_id: int) -> int:
+    part_ids = extracts.plan_extract(extract_id)
+    if part_ids:
+        chord(run_extract_part.si(part_id) for part_id in part_ids)(finalize_extract.si(extract_id))
+    return len(part_ids)
+
+
+@shared_task(
+    name="licensing.run_extract_part",
+    base=_ExtractPartTask,
+    soft_time_limit=settings.EXTRACT_PART_SOFT_TIME_LIMIT,
+    time_limit=settings.EXTRACT_PART_SOFT_TIME_LIMIT + 120,
+    **_PART_OPTIONS,
+)
+def run_extract_part(part_id: int, finalize_when_done: bool = False) -> bool:
+    wrote = extracts.run_extract_part(part_id)
+    # A part the reaper re-ran is outside the chord: the last one to finish finalizes.
+    if finalize_when_done:
+        part = extracts.ExtractPart.objects.get(pk=part_id)
+        if extracts.all_parts_done(part.extract_id):
+            extracts.finalize_extract(part.extract_id)
+    return wrote
+
+
+@shared_task(name="licensing.finalize_extract", acks_late=True, ignore_result=False)
+def finalize_extract(extract_id: int) -> str | None:
+    extract = extracts.finalize_extract(extract_id)
+    return extract.state if extract else None

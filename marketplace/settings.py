@@ -5,6 +5,7 @@ disk, billing on the local ledger). Production sets DATABASE_URL, CELERY_BROKER_
 and Stripe variables, and DJANGO_SECRET_KEY, which is required unless DJANGO_DEBUG is on.
 """
 
+import hashlib
 from pathlib import Path
 
 import environ
@@ -180,7 +181,39 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
     },
     "expire-licenses": {"task": "licensing.expire_licenses", "schedule": 900.0},
+    "reap-stalled-extract-parts": {
+        "task": "licensing.reap_stalled_extract_parts",
+        "schedule": env.float("EXTRACT_REAPER_INTERVAL_SECONDS", default=30.0),
+    },
 }
+# Results are kept only for tasks that ask (the extract chord joins its parts through them): on
+# Redis in the same server as the broker, on disk next to the embedded broker.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+if not CELERY_RESULT_BACKEND:
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+    elif CELERY_BROKER_URL.startswith("filesystem://"):
+        (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
+        CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
+
+# Extracts (licensing/services/extracts.py). A part is at most EXTRACT_PART_ROWS rows, read and
+# written EXTRACT_CHUNK_ROWS at a time (the worker's memory is bounded by the chunk, not the
+# extract). A running part beats every chunk; one silent for EXTRACT_HEARTBEAT_STALE_SECONDS is
+# presumed dead and re-run by the reaper, at most EXTRACT_PART_MAX_ATTEMPTS times in all.
+EXTRACT_PART_ROWS = env.int("EXTRACT_PART_ROWS", default=250_000)
+EXTRACT_CHUNK_ROWS = env.int("EXTRACT_CHUNK_ROWS", default=5_000)
+EXTRACT_HEARTBEAT_STALE_SECONDS = env.int("EXTRACT_HEARTBEAT_STALE_SECONDS", default=120)
+EXTRACT_PART_MAX_ATTEMPTS = env.int("EXTRACT_PART_MAX_ATTEMPTS", default=4)
+EXTRACT_PART_SOFT_TIME_LIMIT = env.int("EXTRACT_PART_SOFT_TIME_LIMIT", default=3600)
+# Each extract file may be downloaded this many times (every download is metered).
+EXTRACT_MAX_DOWNLOADS_PER_FILE = env.int("EXTRACT_MAX_DOWNLOADS_PER_FILE", default=10)
+# Signs extract manifests (HMAC-SHA256). Derived from SECRET_KEY unless set, so it is stable
+# for as long as the deployment's secret is.
+EXTRACT_MANIFEST_KEY = env.str(
+    "COMMONPLACE_MANIFEST_KEY",
+    default=hashlib.sha256(f"commonplace-manifest:{SECRET_KEY}".encode()).hexdigest(),
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -3,8 +3,10 @@
 from decimal import Decimal
 
 import factory
+from django.conf import settings
 
 from licensing.models import License, Offer
+from licensing.services.licenses import accept_terms, activate_paid_license
 from licensing.services.requests import (
     create_license_request,
     decide_license_request,
@@ -59,3 +61,38 @@ def issued_license_for(organization: Organization) -> License:
         actor=Actor(user=reviewer), license_request=submitted, decision="approve"
     )
     return License.objects.get(request=submitted)
+
+
+def active_license_for(
+    organization: Organization,
+    *,
+    offer: Offer,
+    scope: dict[str, object] | None = None,
+    purposes: tuple[str, ...] = ("training",),
+    fields: tuple[str, ...] | None = None,
+    record_cap: int = 1_000_000,
+) -> License:
+    """A license taken through the real services to `active`: requested, approved, terms
+    accepted and paid on the local ledger."""
+    requester = MembershipFactory(organization=organization, role=MembershipRole.ADMIN).user
+    reviewer = MembershipFactory(organization=OperatorFactory(), role=MembershipRole.REVIEWER).user
+    draft = create_license_request(
+        actor=Actor(user=requester),
+        organization=organization,
+        dataset=offer.dataset,
+        scope=scope or {},
+        purposes=list(purposes),
+        fields=list(fields or offer.dataset.fields_offered),
+        record_cap=record_cap,
+        intended_use="Research.",
+        contact_email="legal@example.test",
+    )
+    submitted = submit_license_request(actor=Actor(user=requester), license_request=draft)
+    decide_license_request(
+        actor=Actor(user=reviewer), license_request=submitted, decision="approve"
+    )
+    license_ = License.objects.get(request=submitted)
+    license_ = accept_terms(
+        actor=Actor(user=requester), license_=license_, terms_version=settings.LICENSE_TERMS_VERSION
+    )
+    return activate_paid_license(actor=Actor(user=requester), license_=license_)

@@ -3,11 +3,12 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from licensing.api import views, views_catalog, views_review
+from licensing.api import views, views_catalog, views_extracts, views_review
 
 org_router = SimpleRouter(use_regex_path=False)
 org_router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
 org_router.register("licenses", views.LicenseViewSet, basename="license")
+org_router.register("extracts", views_extracts.ExtractViewSet, basename="extract")
 
 catalog_router = SimpleRouter(use_regex_path=False)
 catalog_router.register("datasets", views_catalog.DatasetViewSet, basename="dataset")

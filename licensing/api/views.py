@@ -15,8 +15,9 @@ from licensing.api.serializers import (
     LicenseRequestUpdateSerializer,
     LicenseSerializer,
 )
+from licensing.api.serializers_extracts import ExtractSerializer, StartExtractSerializer
 from licensing.models import License, LicenseRequest
-from licensing.services import checkout, licenses, requests
+from licensing.services import checkout, extracts, licenses, requests
 from marketplace.api.tenancy import ALL_ROLES, OrganizationScopedViewSet
 from marketplace.errors import NotFound
 from marketplace.models import ADMIN_ROLES, MembershipRole
@@ -99,10 +100,27 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
     )
     serializer_class = LicenseSerializer
     filterset_fields = ["state", "dataset__slug"]
-    roles_by_action = {"checkout": PAYING_ROLES}
+    roles_by_action = {"checkout": PAYING_ROLES, "start_extract": ALL_ROLES}
+    key_scope_by_action = {"start_extract": "extract"}
 
     def refine_queryset(self, queryset: QuerySet[License]) -> QuerySet[License]:
         return queryset.order_by("-issued_at", "-id")
+
+    @extend_schema(
+        request=StartExtractSerializer,
+        responses={202: ExtractSerializer},
+        summary="Start an extract of the license's scope as of now",
+    )
+    @action(detail=True, methods=["post"], url_path="extracts")
+    def start_extract(self, request: Request, org: str, pk: int) -> Response:
+        serializer = StartExtractSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        extract = extracts.start_extract(
+            actor=self.actor,
+            license_=self.get_object(),
+            format_=serializer.validated_data["format"],
+        )
+        return Response(ExtractSerializer(extract).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=AcceptTermsSerializer,

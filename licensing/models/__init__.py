@@ -1,5 +1,14 @@
 """The deal: offers, license requests and their review, issued licenses."""
 
+from licensing.models.extracts import (
+    OPEN_EXTRACT_STATES,
+    Extract,
+    ExtractDownload,
+    ExtractFormat,
+    ExtractPart,
+    ExtractState,
+    PartState,
+)
 from licensing.models.licenses import (
     License,
     LicenseGroupObjectPermission,
@@ -16,14 +25,21 @@ from licensing.models.requests import (
 )
 
 __all__ = [
+    "OPEN_EXTRACT_STATES",
     "OPEN_STATES",
     "DecisionKind",
+    "Extract",
+    "ExtractDownload",
+    "ExtractFormat",
+    "ExtractPart",
+    "ExtractState",
     "License",
     "LicenseGroupObjectPermission",
     "LicenseRequest",
     "LicenseState",
     "LicenseUserObjectPermission",
     "Offer",
+    "PartState",
     "RequestState",
     "ReviewDecision",
 ]

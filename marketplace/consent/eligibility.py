@@ -466,10 +466,12 @@ def eligible_records(
     licensee_country: str | None,
     chunk_size: int = 2000,
     after_post_id: int | None = None,
+    up_to_post_id: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream the delivered fields of every eligible post, in platform id order, as plain dicts
     with the keys in RECORD_FIELDS. Memory is bounded by `chunk_size`: rows are read by keyset
-    pagination (`after_post_id` resumes after a given post), three queries per chunk (posts,
+    pagination (`after_post_id` resumes after a given post, `up_to_post_id` stops at one, so an
+    extract part can stream its id range), three queries per chunk (posts,
     their eligible referenced posts, the mentioned accounts known to be public).
 
     Rule 5: the referenced post's id, text and author are filled only when that post is itself
@@ -485,9 +487,12 @@ def eligible_records(
         "licensee_country": licensee_country,
     }
     base = eligible_posts(**arguments)  # type: ignore[arg-type]
+    # Referenced posts are looked up in `base`, not in the id range: a reply may quote a post
+    # of another part.
+    rows_base = base if up_to_post_id is None else base.filter(platform_id__lte=up_to_post_id)
     last_id = after_post_id
     while True:
-        page = base if last_id is None else base.filter(platform_id__gt=last_id)
+        page = rows_base if last_id is None else rows_base.filter(platform_id__gt=last_id)
         rows = list(page.order_by("platform_id").values(*_ROW_FIELDS)[:chunk_size])
         if not rows:
             return

@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from licensing.models import Extract
 
 from marketplace.api.tenancy import OperatorViewSet, OrganizationScopedViewSet
 from marketplace.models import Organization
@@ -43,6 +46,7 @@ class Route:
         return [match["name"] for match in _PARAM.finditer(self.pattern)]
 
     def url(self, **values: Any) -> str:
+        values = {"name": "manifest.json", **values}  # a file name, where the route has one
         return "/" + _PARAM.sub(lambda match: str(values[match["name"]]), self.pattern)
 
 
@@ -145,7 +149,14 @@ def two_tenants(make_tenant: Any) -> tuple[Tenant, Tenant]:
         email="invitee@example.test",
         role="member",
     )
-    issued_license_for(tenant_a.organization)
+    license_ = issued_license_for(tenant_a.organization)
+    Extract.objects.create(
+        organization=tenant_a.organization,
+        license=license_,
+        format="parquet",
+        as_of=timezone.now(),
+        record_limit=10,
+    )
     return tenant_a, tenant_b
 
 

@@ -1,0 +1,70 @@
+"""Downloading extract files: every download is checked against the license and metered."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from licensing.models import License
+from licensing.models.extracts import Extract, ExtractDownload, ExtractState
+from licensing.services.extracts import MANIFEST_NAME, ensure_deliverable
+from marketplace.errors import Conflict, NotFound
+from marketplace.services.actor import Actor
+
+
+@dataclass(frozen=True)
+class AuthorizedDownload:
+    storage_name: str
+    file_name: str
+    sha256: str
+    download: ExtractDownload
+
+
+def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> AuthorizedDownload:
+    """Check that `file_name` of a ready extract may be downloaded now (license active, inside
+    its term, the file's download quota not used up) and record the download as usage: its
+    bytes and records. The caller then redirects to a short-lived URL for the file."""
+    with transaction.atomic():
+        # The lock serializes concurrent downloads of one extract, so the quota holds exactly.
+        extract = Extract.objects.select_for_update().get(pk=extract.pk)
+        if extract.state != ExtractState.READY or not extract.manifest:
+            raise Conflict(
+                f"The extract is {extract.state}; files can be downloaded once it is ready.",
+                code="extract_not_ready",
+            )
+        license_ = License.objects.get(pk=extract.license_id)
+        ensure_deliverable(license_)
+        files = {entry["name"]: entry for entry in extract.manifest["files"]}
+        if file_name == MANIFEST_NAME:
+            rows, size, sha256 = 0, None, ""
+        elif file_name in files:
+            entry = files[file_name]
+            rows, size, sha256 = entry["rows"], entry["bytes"], entry["sha256"]
+        else:
+            raise NotFound(
+                f"The extract has no file named {file_name!r}; its files are listed in its "
+                "manifest.",
+                code="file_not_found",
+            )
+        earlier = ExtractDownload.objects.filter(extract=extract, file_name=file_name).count()
+        if earlier >= settings.EXTRACT_MAX_DOWNLOADS_PER_FILE:
+            raise Conflict(
+                f"{file_name} has been downloaded {earlier} times, the most the license allows.",
+                code="download_quota_exceeded",
+            )
+        storage_name = f"{extract.storage_prefix}/{file_name}"
+        if size is None:
+            from licensing.services.extracts import extract_storage
+
+            size = extract_storage().size(storage_name)
+        download = ExtractDownload.objects.create(
+            extract=extract,
+            organization_id=extract.organization_id,
+            license=license_,
+            file_name=file_name,
+            bytes=size,
+            records=rows,
+            api_key_prefix=actor.api_key.prefix if actor.api_key else "",
+            user=actor.user,
+        )
+    return AuthorizedDownload(storage_name, file_name, sha256, download)
