@@ -202,7 +202,7 @@ if not CELERY_RESULT_BACKEND:
 # extract). A running part beats every chunk; one silent for EXTRACT_HEARTBEAT_STALE_SECONDS is
 # presumed dead and re-run by the reaper, at most EXTRACT_PART_MAX_ATTEMPTS times in all.
 EXTRACT_PART_ROWS = env.int("EXTRACT_PART_ROWS", default=250_000)
-EXTRACT_CHUNK_ROWS = env.int("EXTRACT_CHUNK_ROWS", default=5_000)
+EXTRACT_CHUNK_ROWS = env.int("EXTRACT_CHUNK_ROWS", default=20_000)
 EXTRACT_HEARTBEAT_STALE_SECONDS = env.int("EXTRACT_HEARTBEAT_STALE_SECONDS", default=120)
 EXTRACT_PART_MAX_ATTEMPTS = env.int("EXTRACT_PART_MAX_ATTEMPTS", default=4)
 EXTRACT_PART_SOFT_TIME_LIMIT = env.int("EXTRACT_PART_SOFT_TIME_LIMIT", default=3600)

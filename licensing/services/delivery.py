@@ -32,7 +32,8 @@ class Pseudonymizer:
 
     def __call__(self, namespace: str, platform_id: int) -> str:
         message = f"{namespace}:{platform_id}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_LENGTH]
+        # hmac.digest is the one-shot C path: several times faster than hmac.new per id.
+        return hmac.digest(self._key, message, "sha256").hex()[:PSEUDONYM_HEX_LENGTH]
 
     @classmethod
     def for_license(cls, pseudonym_key: str) -> "Pseudonymizer":

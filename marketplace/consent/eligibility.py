@@ -43,7 +43,6 @@ from marketplace.consent.ledger import OFF
 from marketplace.consent.redaction import (
     PublicAccounts,
     mentioned_handles,
-    public_accounts_from,
     redact_text,
 )
 from marketplace.consent.scope import Scope
@@ -490,6 +489,7 @@ def eligible_records(
     # Referenced posts are looked up in `base`, not in the id range: a reply may quote a post
     # of another part.
     rows_base = base if up_to_post_id is None else base.filter(platform_id__lte=up_to_post_id)
+    mentions = _PublicMentions(as_of=as_of, licensee_country=licensee_country)
     last_id = after_post_id
     while True:
         page = rows_base if last_id is None else rows_base.filter(platform_id__gt=last_id)
@@ -507,11 +507,9 @@ def eligible_records(
                 "platform_id", "text", "mentions", "author__platform_id", "author__handle"
             )
         }
-        public = _public_mentions(
+        public = mentions.resolve(
             [row["mentions"] for row in rows] + [ref["mentions"] for ref in referenced.values()],
             [row["text"] for row in rows] + [ref["text"] for ref in referenced.values()],
-            as_of=as_of,
-            licensee_country=licensee_country,
         )
         for row in rows:
             yield _record(row, referenced, public)
@@ -520,27 +518,45 @@ def eligible_records(
             return
 
 
-def _public_mentions(
-    mention_lists: list[Any], texts: list[str], *, as_of: datetime, licensee_country: str | None
-) -> PublicAccounts:
-    """The mentioned accounts (by id and by handle) that are known to be public at as_of."""
-    ids: set[int] = set()
-    handles: set[str] = set()
-    for mentions in mention_lists:
-        for mention in mentions if isinstance(mentions, list) else []:
-            if isinstance(mention, dict):
-                if str(mention.get("id", "")).isdigit():
-                    ids.add(int(mention["id"]))
-                if mention.get("username"):
-                    handles.add(str(mention["username"]).lower())
-    for text in texts:
-        handles.update(mentioned_handles(text))
-    if not ids and not handles:
-        return PublicAccounts()
-    found = public_accounts(
-        platform_ids=ids, handles=handles, as_of=as_of, licensee_country=licensee_country
-    ).values_list("platform_id", "handle")
-    return public_accounts_from(found)
+class _PublicMentions:
+    """Which mentioned accounts (by id and by handle) are known to be public at `as_of`, looked
+    up once per account for a whole stream: later chunks only ask about accounts not seen yet.
+    The answer for an account never depends on the chunk it was first seen in."""
+
+    def __init__(self, *, as_of: datetime, licensee_country: str | None) -> None:
+        self._as_of = as_of
+        self._licensee_country = licensee_country
+        self._checked_ids: set[int] = set()
+        self._checked_handles: set[str] = set()
+        self._public = PublicAccounts(platform_ids=set(), handles=set())
+
+    def resolve(self, mention_lists: list[Any], texts: list[str]) -> PublicAccounts:
+        ids: set[int] = set()
+        handles: set[str] = set()
+        for mentions in mention_lists:
+            for mention in mentions if isinstance(mentions, list) else []:
+                if isinstance(mention, dict):
+                    if str(mention.get("id", "")).isdigit():
+                        ids.add(int(mention["id"]))
+                    if mention.get("username"):
+                        handles.add(str(mention["username"]).lower())
+        for text in texts:
+            handles.update(mentioned_handles(text))
+        ids -= self._checked_ids
+        handles -= self._checked_handles
+        if ids or handles:
+            found = public_accounts(
+                platform_ids=ids,
+                handles=handles,
+                as_of=self._as_of,
+                licensee_country=self._licensee_country,
+            ).values_list("platform_id", "handle")
+            for platform_id, handle in found:
+                self._public.platform_ids.add(platform_id)  # type: ignore[attr-defined]
+                self._public.handles.add(handle.lower())  # type: ignore[attr-defined]
+            self._checked_ids |= ids
+            self._checked_handles |= handles
+        return self._public
 
 
 def _record(

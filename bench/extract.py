@@ -1,0 +1,248 @@
+"""Benchmark: extract throughput against a raw COPY of the same rows, worker memory, and scaling
+from one worker process to two.
+
+    createdb -h 127.0.0.1 -U postgres commonplace_extract_bench
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/commonplace_extract_bench
+    DJANGO_DEBUG=1 .venv/bin/python manage.py migrate
+    DJANGO_DEBUG=1 .venv/bin/python bench/extract.py --posts 5000000 --rows 1000000
+
+Builds the synthetic corpus when the database holds fewer than `--posts` posts (slow: about
+6,000 posts/s; reused afterwards), and a bench license over all of it whose record cap is
+`--rows`, so each extract delivers the first `--rows` eligible posts in id order. Then, in one
+run on the same data, it prints:
+
+1. rows/s of a raw psycopg `COPY (<the eligible query>) TO STDOUT` of those rows;
+2. rows/s of a whole extract (plan, parts, finalize) on ONE real Celery worker process
+   (`celery worker --pool=solo`), its ratio to (1), and the worker's peak RSS (VmHWM);
+3. the same extract on TWO worker processes, and the speed-up of two over one.
+
+Workers use the Redis broker when CELERY_BROKER_URL is set, the file-system broker otherwise.
+PostgreSQL only. A benchmark, not a test; it creates bench rows (an organization, a dataset,
+licenses, extracts) in the database it is pointed at.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")
+
+import django
+
+django.setup()
+
+import psycopg  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from licensing.models import Extract, ExtractState, License, Offer  # noqa: E402
+from licensing.services import extracts  # noqa: E402
+from licensing.services.licenses import accept_terms, activate_paid_license  # noqa: E402
+from licensing.services.offers import publish_offer  # noqa: E402
+from licensing.services.requests import (  # noqa: E402
+    create_license_request,
+    decide_license_request,
+    submit_license_request,
+)
+from marketplace.consent.eligibility import RECORD_FIELDS, eligible_posts  # noqa: E402
+from marketplace.consent.scope import Scope  # noqa: E402
+from marketplace.corpus.generator import CorpusSpec  # noqa: E402
+from marketplace.models import ConsentBasis, Dataset, Membership, Post  # noqa: E402
+from marketplace.services.actor import Actor  # noqa: E402
+from marketplace.services.demo import DEMO_USERS, seed_demo_accounts  # noqa: E402
+from marketplace.services.synthetic_corpus import load_into_database  # noqa: E402
+
+DATASET_SLUG = "bench-all-posts"
+
+
+def ensure_corpus(posts: int) -> None:
+    have = Post.objects.count()
+    if have >= posts:
+        print(f"corpus: {have:,} posts (reused)")
+        return
+    print(f"corpus: {have:,} posts, generating {posts:,} (slow, not timed)...", flush=True)
+    started = time.perf_counter()
+    load_into_database(spec=CorpusSpec(posts=posts, creators=max(1, posts // 20), seed=1))
+    print(f"  generated in {time.perf_counter() - started:.0f}s")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def bench_license(rows: int) -> License:
+    """A fresh active license over every post, capped at `rows` records."""
+    demo = seed_demo_accounts()
+    dataset, _ = Dataset.objects.get_or_create(
+        slug=DATASET_SLUG,
+        defaults={
+            "title": "Benchmark: every post",
+            "consent_basis": ConsentBasis.OPT_OUT,
+            "base_scope": {},
+            "fields_offered": list(RECORD_FIELDS),
+            "is_published": True,
+        },
+    )
+    if not Offer.objects.filter(dataset=dataset).exists():
+        publish_offer(
+            dataset=dataset,
+            currency="USD",
+            license_fee_minor=100,
+            price_per_1000_records=Decimal("0"),
+            price_per_gb=Decimal("0"),
+            records_included=0,
+            term_days=365,
+            creator_share_bps=0,
+            allowed_purposes=["training"],
+        )
+    requester = Membership.objects.filter(organization=demo.vendor).first().user
+    reviewer = Membership.objects.get(
+        organization=demo.operator, user__email=DEMO_USERS["reviewer"]
+    ).user
+    draft = create_license_request(
+        actor=Actor(user=requester),
+        organization=demo.vendor,
+        dataset=dataset,
+        scope={},
+        purposes=["training"],
+        fields=list(RECORD_FIELDS),
+        record_cap=rows,
+        intended_use="Benchmark.",
+        contact_email="bench@example.test",
+    )
+    submitted = submit_license_request(actor=Actor(user=requester), license_request=draft)
+    decide_license_request(actor=Actor(user=reviewer), license_request=submitted, decision="approve")
+    license_ = License.objects.get(request=submitted)
+    license_ = accept_terms(
+        actor=Actor(user=requester), license_=license_, terms_version=settings.LICENSE_TERMS_VERSION
+    )
+    return activate_paid_license(actor=Actor(user=requester), license_=license_)
+
+
+def raw_copy(license_: License, rows: int) -> tuple[int, float]:
+    """rows and seconds of COPY (the eligible query's rows, in id order, capped) TO STDOUT."""
+    from django.utils import timezone
+
+    queryset = (
+        eligible_posts(
+            dataset=license_.dataset,
+            scope=Scope.from_dict(license_.scope),
+            purposes=license_.purposes,
+            as_of=timezone.now(),
+            licensee_country=license_.organization.country or None,
+        )
+        .order_by("platform_id")
+        .values("platform_id", "created_at", "text", "lang", "hashtags", "kind",
+                "possibly_sensitive", "author__platform_id", "author__handle",
+                "referenced_platform_id", "mentions", "public_metrics", "geo")[:rows]
+    )  # fmt: skip
+    sql, params = queryset.query.sql_with_params()
+    dsn = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"}) as raw:
+        statement = psycopg.ClientCursor(raw).mogrify(sql, params)
+        started = time.perf_counter()
+        lines = 0
+        with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT") as copy:
+            for chunk in copy:
+                lines += bytes(chunk).count(b"\n")
+        return lines, time.perf_counter() - started
+
+
+def start_workers(count: int) -> list[subprocess.Popen]:
+    environment = dict(os.environ)
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo",
+             "--loglevel=WARNING", "--without-mingle", "--without-gossip",
+             "-n", f"bench{index}@%h"],
+            cwd=ROOT, env=environment, start_new_session=True,
+        )  # fmt: skip
+        for index in range(count)
+    ]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed_extract(rows: int, workers: int, format_: str) -> tuple[Extract, float, list[float]]:
+    license_ = bench_license(rows)
+    processes = start_workers(workers)
+    try:
+        time.sleep(8)  # let the workers boot before the clock starts
+        started = time.perf_counter()
+        extract = extracts.start_extract(
+            actor=Actor.system(), license_=license_, format_=format_
+        )
+        while True:
+            extract.refresh_from_db()
+            if extract.state not in (ExtractState.QUEUED, ExtractState.RUNNING):
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        peaks = [peak_rss_mb(process.pid) for process in processes]
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+    if extract.state != ExtractState.READY:
+        raise SystemExit(f"extract {extract.pk} ended {extract.state}: {extract.failure_reason}")
+    return extract, elapsed, peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=1_000_000, help="corpus size")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per extract (cap)")
+    parser.add_argument("--format", default="parquet", choices=["parquet", "jsonl.zst"])
+    parser.add_argument("--skip-two-workers", action="store_true")
+    options = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit("bench/extract.py needs PostgreSQL: set DATABASE_URL")
+    print(f"machine: {os.cpu_count()} cores; database {connection.settings_dict['NAME']}; "
+          f"broker {settings.CELERY_BROKER_URL.split('://')[0]}; part rows "
+          f"{settings.EXTRACT_PART_ROWS:,}, chunk rows {settings.EXTRACT_CHUNK_ROWS:,}")  # fmt: skip
+    ensure_corpus(options.posts)
+
+    license_ = bench_license(options.rows)
+    raw_copy(license_, options.rows)  # warm the cache so both runs read from memory
+    copy_rows, copy_seconds = raw_copy(license_, options.rows)
+    copy_rate = copy_rows / copy_seconds
+    print(f"raw COPY: {copy_rows:,} rows in {copy_seconds:.1f}s = {copy_rate:,.0f} rows/s")
+
+    one, one_seconds, one_peaks = timed_extract(options.rows, 1, options.format)
+    one_rate = one.rows_delivered / one_seconds
+    print(
+        f"extract, 1 worker: {one.rows_delivered:,} rows in {one_seconds:.1f}s = "
+        f"{one_rate:,.0f} rows/s = {one_rate / copy_rate:.2f}x raw COPY; "
+        f"{one.bytes_delivered / 1e6:.0f} MB in {one.parts_total} parts; "
+        f"worker peak RSS {max(one_peaks):.0f} MB"
+    )
+    record_bytes = sum(len(bytes(blob)) for blob in one.parts.values_list("delivered_ids", flat=True))
+    print(
+        f"delivery record: {record_bytes / 1e6:.1f} MB for {one.rows_delivered:,} ids = "
+        f"{record_bytes / max(1, one.rows_delivered):.2f} bytes per delivered post"
+    )
+    if not options.skip_two_workers:
+        two, two_seconds, two_peaks = timed_extract(options.rows, 2, options.format)
+        print(
+            f"extract, 2 workers: {two.rows_delivered:,} rows in {two_seconds:.1f}s = "
+            f"{two.rows_delivered / two_seconds:,.0f} rows/s = "
+            f"{one_seconds / two_seconds:.2f}x one worker; worker peak RSS "
+            f"{max(two_peaks):.0f} MB"
+        )
+        assert two.manifest["delivered_pseudonyms_sha256"], "manifest missing"
+
+
+if __name__ == "__main__":
+    main()
