@@ -6,8 +6,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from licensing.models import License, LicenseRequest, Offer, ReviewDecision
-from licensing.services import licenses, offers, requests
+from licensing.models import (
+    OPEN_EXTRACT_STATES,
+    Extract,
+    ExtractDownload,
+    ExtractPart,
+    License,
+    LicenseRequest,
+    Offer,
+    ReviewDecision,
+)
+from licensing.services import extracts, licenses, offers, requests
 from marketplace.errors import DomainError
 from marketplace.services.actor import Actor
 
@@ -161,3 +170,94 @@ class OfferAdmin(admin.ModelAdmin):
             allowed_purposes=obj.allowed_purposes,
         )
         obj.pk, obj.version = published.pk, published.version
+
+
+class ExtractPartInline(admin.TabularInline):
+    model = ExtractPart
+    extra = 0
+    can_delete = False
+    fields = [
+        "index",
+        "state",
+        "first_post_id",
+        "last_post_id",
+        "rows_expected",
+        "rows_done",
+        "attempts",
+        "heartbeat_at",
+        "file_name",
+        "bytes",
+        "sha256",
+        "last_error",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Extract)
+class ExtractAdmin(admin.ModelAdmin):
+    """Read-only: extracts change only through their workers; staff can cancel open ones."""
+
+    list_display = ["id", "organization", "license", "format", "state", "rows_delivered", "as_of"]
+    list_filter = ["state", "format"]
+    search_fields = ["organization__slug", "license__id"]
+    inlines = [ExtractPartInline]
+    actions = ["cancel_selected"]
+    readonly_fields = [
+        "organization",
+        "license",
+        "format",
+        "state",
+        "failure_reason",
+        "as_of",
+        "record_limit",
+        "rows_estimated",
+        "rows_delivered",
+        "bytes_delivered",
+        "parts_total",
+        "manifest",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    exclude = ["manifest_signature"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Cancel the selected open extracts")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Extract]) -> None:
+        cancelled = 0
+        for extract in queryset.filter(state__in=OPEN_EXTRACT_STATES):
+            try:
+                extracts.cancel_extract(actor=_actor(request), extract=extract)
+                cancelled += 1
+            except DomainError as error:
+                self.message_user(request, error.detail, messages.ERROR)
+        self.message_user(request, f"{cancelled} extract(s) cancelled.")
+
+
+@admin.register(ExtractDownload)
+class ExtractDownloadAdmin(admin.ModelAdmin):
+    list_display = ["id", "organization", "extract", "file_name", "bytes", "records", "created_at"]
+    list_filter = ["organization"]
+    readonly_fields = [
+        "extract",
+        "organization",
+        "license",
+        "file_name",
+        "bytes",
+        "records",
+        "api_key_prefix",
+        "user",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Collate, Lower
@@ -493,7 +494,7 @@ def eligible_records(
     last_id = after_post_id
     while True:
         page = rows_base if last_id is None else rows_base.filter(platform_id__gt=last_id)
-        rows = list(page.order_by("platform_id").values(*_ROW_FIELDS)[:chunk_size])
+        rows = _fetch_rows(page.order_by("platform_id").values(*_ROW_FIELDS)[:chunk_size])
         if not rows:
             return
         referenced_ids = {
@@ -516,6 +517,34 @@ def eligible_records(
         last_id = rows[-1]["platform_id"]
         if len(rows) < chunk_size:
             return
+
+
+_JSON_ROW_FIELDS = frozenset({"mentions", "public_metrics", "geo"})
+
+
+def _fetch_rows(queryset: QuerySet[Post, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a `.values(*_ROW_FIELDS)` queryset as dicts. On PostgreSQL the compiled SQL
+    runs on a plain cursor and JSON is decoded with orjson: the same dicts as `.values()`, about
+    twice as fast (Django's per-value converters dominated the extract profile)."""
+    if connection.vendor != "postgresql":
+        return list(queryset)
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+    if names != list(_ROW_FIELDS):  # pragma: no cover - a guard against a changed select list
+        raise RuntimeError(f"unexpected columns {names}")
+    json_positions = [index for index, name in enumerate(names) if name in _JSON_ROW_FIELDS]
+    records = []
+    for row in rows:
+        record = dict(zip(names, row, strict=True))
+        for index in json_positions:
+            value = row[index]
+            if isinstance(value, str | bytes):
+                record[names[index]] = orjson.loads(value)
+        records.append(record)
+    return records
 
 
 class _PublicMentions:

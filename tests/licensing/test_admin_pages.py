@@ -6,7 +6,9 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from licensing.models import Extract, ExtractDownload, ExtractPart, License
 from licensing.services.requests import decide_license_request
 from marketplace.services.actor import Actor
 from tests.factories import UserFactory
@@ -17,6 +19,25 @@ pytestmark = pytest.mark.django_db
 def test_every_changelist_and_change_page_renders(submitted: Any, reviewers: Any) -> None:
     decide_license_request(
         actor=Actor(user=reviewers[0]), license_request=submitted, decision="approve"
+    )
+    license_ = License.objects.get(request=submitted)
+    extract = Extract.objects.create(
+        organization=license_.organization,
+        license=license_,
+        format="parquet",
+        as_of=timezone.now(),
+        record_limit=5,
+    )
+    ExtractPart.objects.create(
+        extract=extract, index=0, first_post_id=1, last_post_id=9, rows_expected=2
+    )
+    ExtractDownload.objects.create(
+        extract=extract,
+        organization=license_.organization,
+        license=license_,
+        file_name="manifest.json",
+        bytes=10,
+        records=0,
     )
     client = Client()
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
