@@ -4,10 +4,12 @@ the same services as the API, so the four-eyes and self-review rules hold here t
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html_join
 
 from licensing.models import (
     OPEN_EXTRACT_STATES,
+    DeletionNotice,
     Extract,
     ExtractDownload,
     ExtractPart,
@@ -16,7 +18,7 @@ from licensing.models import (
     Offer,
     ReviewDecision,
 )
-from licensing.services import extracts, licenses, offers, requests
+from licensing.services import compliance, extracts, licenses, offers, requests
 from marketplace.errors import DomainError
 from marketplace.services.actor import Actor
 
@@ -260,4 +262,51 @@ class ExtractDownloadAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class NoticeStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [("pending", "Pending"), ("overdue", "Overdue"), ("acknowledged", "Acknowledged")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[DeletionNotice]
+    ) -> QuerySet[DeletionNotice]:
+        now = timezone.now()
+        if self.value() == "pending":
+            return queryset.filter(acknowledged_at__isnull=True, deadline__gte=now)
+        if self.value() == "overdue":
+            return queryset.filter(acknowledged_at__isnull=True, deadline__lt=now)
+        if self.value() == "acknowledged":
+            return queryset.filter(acknowledged_at__isnull=False)
+        return queryset
+
+
+@admin.register(DeletionNotice)
+class DeletionNoticeAdmin(admin.ModelAdmin):
+    """Operators watch overdue notices here; licensees acknowledge through the API."""
+
+    list_display = ["id", "organization", "license", "period_start", "deadline", "state"]
+    list_filter = [NoticeStateFilter]
+    readonly_fields = [
+        "organization",
+        "license",
+        "period_start",
+        "deadline",
+        "created_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "acknowledged_by_key",
+        "statement",
+        "deletion_log_sha256",
+    ]
+
+    @admin.display(description="state")
+    def state(self, notice: DeletionNotice) -> str:
+        return compliance.notice_state(notice)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

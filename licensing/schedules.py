@@ -3,7 +3,7 @@ conditional update in a service, so overlapping or repeated runs are harmless.""
 
 from celery import shared_task
 
-from licensing.services import extracts, licenses, requests
+from licensing.services import compliance, extracts, licenses, requests
 
 
 @shared_task(name="licensing.expire_stale_requests")
@@ -19,3 +19,8 @@ def expire_licenses() -> int:
 @shared_task(name="licensing.reap_stalled_extract_parts")
 def reap_stalled_extract_parts() -> int:
     return len(extracts.reap_stalled_parts())
+
+
+@shared_task(name="licensing.process_compliance_ledger")
+def process_compliance_ledger() -> int:
+    return compliance.process_ledger()

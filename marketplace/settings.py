@@ -181,6 +181,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
     },
     "expire-licenses": {"task": "licensing.expire_licenses", "schedule": 900.0},
+    "process-compliance-ledger": {
+        "task": "licensing.process_compliance_ledger",
+        "schedule": env.float("COMPLIANCE_INTERVAL_SECONDS", default=60.0),
+    },
     "reap-stalled-extract-parts": {
         "task": "licensing.reap_stalled_extract_parts",
         "schedule": env.float("EXTRACT_REAPER_INTERVAL_SECONDS", default=30.0),
@@ -208,6 +212,10 @@ EXTRACT_PART_MAX_ATTEMPTS = env.int("EXTRACT_PART_MAX_ATTEMPTS", default=4)
 EXTRACT_PART_SOFT_TIME_LIMIT = env.int("EXTRACT_PART_SOFT_TIME_LIMIT", default=3600)
 # Each extract file may be downloaded this many times (every download is metered).
 EXTRACT_MAX_DOWNLOADS_PER_FILE = env.int("EXTRACT_MAX_DOWNLOADS_PER_FILE", default=10)
+# Deletion notices (licensing/services/compliance.py): batched per license and period, to be
+# acknowledged within the deadline or the license's extracts and downloads stop.
+COMPLIANCE_NOTICE_PERIOD_MINUTES = env.int("COMPLIANCE_NOTICE_PERIOD_MINUTES", default=60)
+COMPLIANCE_NOTICE_DEADLINE_HOURS = env.int("COMPLIANCE_NOTICE_DEADLINE_HOURS", default=72)
 # Signs extract manifests (HMAC-SHA256). Derived from SECRET_KEY unless set, so it is stable
 # for as long as the deployment's secret is.
 EXTRACT_MANIFEST_KEY = env.str(

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from licensing.api import views, views_catalog, views_extracts, views_review
+from licensing.api import views, views_catalog, views_compliance, views_extracts, views_review
 
 org_router = SimpleRouter(use_regex_path=False)
 org_router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
@@ -19,7 +19,31 @@ review_router.register(
 )
 review_router.register("licenses", views_review.ReviewLicenseViewSet, basename="review-license")
 
+notices = views_compliance.DeletionNoticeViewSet
+notices_prefix = "orgs/<slug:org>/licenses/<int:license_id>/compliance/"
+
 urlpatterns = [
+    path(notices_prefix, notices.as_view({"get": "list"}), name="deletion-notice-list"),
+    path(
+        notices_prefix + "<int:pk>/",
+        notices.as_view({"get": "retrieve"}),
+        name="deletion-notice-detail",
+    ),
+    path(
+        notices_prefix + "<int:pk>/ack/",
+        notices.as_view({"post": "acknowledge"}),
+        name="deletion-notice-ack",
+    ),
+    path(
+        notices_prefix + "<int:pk>/pseudonyms.csv",
+        notices.as_view({"get": "pseudonyms"}),
+        name="deletion-notice-pseudonyms",
+    ),
+    path(
+        "orgs/<slug:org>/extracts/<int:pk>/files/<str:name>",
+        views_extracts.ExtractViewSet.as_view({"get": "download"}),
+        name="extract-file",
+    ),
     path("", include(catalog_router.urls)),
     path("orgs/<slug:org>/", include(org_router.urls)),
     path("review/", include(review_router.urls)),

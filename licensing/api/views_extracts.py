@@ -49,7 +49,7 @@ class ExtractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         },
         summary="Download one file of a ready extract (metered)",
     )
-    @action(detail=True, methods=["get"], url_path="files/<str:name>")
+    # Routed in licensing/api/urls.py without a trailing slash: file names end in an extension.
     def download(self, request: Request, org: str, pk: int, name: str) -> HttpResponseRedirect:
         authorized = downloads.authorize_download(
             actor=self.actor, extract=self.get_object(), file_name=name

@@ -1,5 +1,11 @@
 """The deal: offers, license requests and their review, issued licenses."""
 
+from licensing.models.compliance import (
+    ComplianceCursor,
+    DeletionNotice,
+    NoticeItem,
+    NoticeReason,
+)
 from licensing.models.extracts import (
     OPEN_EXTRACT_STATES,
     Extract,
@@ -27,7 +33,9 @@ from licensing.models.requests import (
 __all__ = [
     "OPEN_EXTRACT_STATES",
     "OPEN_STATES",
+    "ComplianceCursor",
     "DecisionKind",
+    "DeletionNotice",
     "Extract",
     "ExtractDownload",
     "ExtractFormat",
@@ -38,6 +46,8 @@ __all__ = [
     "LicenseRequest",
     "LicenseState",
     "LicenseUserObjectPermission",
+    "NoticeItem",
+    "NoticeReason",
     "Offer",
     "PartState",
     "RequestState",

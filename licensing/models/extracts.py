@@ -44,6 +44,9 @@ class Extract(models.Model):
     parts_total = models.PositiveIntegerField(default=0)
     manifest = models.JSONField(null=True, blank=True)
     manifest_signature = models.CharField(max_length=128, blank=True)
+    # Set when a post in the extract must be deleted (docs/COMPLIANCE.md): its files are removed
+    # from storage so no stored file keeps serving a withdrawn post.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

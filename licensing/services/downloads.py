@@ -32,6 +32,12 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
                 f"The extract is {extract.state}; files can be downloaded once it is ready.",
                 code="extract_not_ready",
             )
+        if extract.withdrawn_at is not None:
+            raise Conflict(
+                "The extract was withdrawn: it held posts that must now be deleted (see the "
+                "license's deletion notices). Start a new extract.",
+                code="extract_withdrawn",
+            )
         license_ = License.objects.get(pk=extract.license_id)
         ensure_deliverable(license_)
         files = {entry["name"]: entry for entry in extract.manifest["files"]}

@@ -48,6 +48,7 @@ from licensing.models.extracts import (
     ExtractState,
     PartState,
 )
+from licensing.services import compliance
 from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
 from licensing.services.extract_files import file_digest, file_extension, open_part_writer
@@ -92,7 +93,8 @@ def remaining_allowance(license_: License) -> int:
 
 
 def ensure_deliverable(license_: License, *, now: datetime | None = None) -> None:
-    """Raise unless the license is active and inside its term."""
+    """Raise unless the license is active, inside its term, and has no overdue deletion
+    notice."""
     now = now or timezone.now()
     if license_.state != LicenseState.ACTIVE:
         raise Conflict(
@@ -101,6 +103,7 @@ def ensure_deliverable(license_: License, *, now: datetime | None = None) -> Non
         )
     if license_.ends_at is not None and license_.ends_at <= now:
         raise Conflict("The license's term has ended.", code="license_expired")
+    compliance.ensure_no_overdue_notice(license_, now=now)
 
 
 def start_extract(*, actor: Actor, license_: License, format_: str) -> Extract:

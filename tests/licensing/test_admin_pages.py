@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from licensing.models import Extract, ExtractDownload, ExtractPart, License
+from licensing.models import DeletionNotice, Extract, ExtractDownload, ExtractPart, License
 from licensing.services.requests import decide_license_request
 from marketplace.services.actor import Actor
 from tests.factories import UserFactory
@@ -39,12 +39,20 @@ def test_every_changelist_and_change_page_renders(submitted: Any, reviewers: Any
         bytes=10,
         records=0,
     )
+    DeletionNotice.objects.create(
+        organization=license_.organization,
+        license=license_,
+        period_start=timezone.now(),
+        deadline=timezone.now(),
+    )
     client = Client()
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     for model in admin.site._registry:
         opts = model._meta
         changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
         assert client.get(changelist).status_code == 200, changelist
+        if model is DeletionNotice:
+            assert client.get(changelist + "?state=overdue").status_code == 200
         first = model.objects.first()
         if first is not None:
             change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])

@@ -16,7 +16,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from licensing.models import Extract
+from licensing.models import DeletionNotice, Extract, License
 
 from marketplace.api.tenancy import OperatorViewSet, OrganizationScopedViewSet
 from marketplace.models import Organization
@@ -109,6 +109,12 @@ def _object_ids_of(organization: Organization, route: Route) -> list[int]:
     )
 
 
+def license_of(organization: Organization) -> int:
+    """The organization's license, for routes below `/licenses/{license_id}/`."""
+    license_id = License.objects.filter(organization=organization).values_list("pk", flat=True)
+    return license_id.first() or MISSING_ID
+
+
 def assert_built_on_tenancy_base(route: Route) -> None:
     assert route.view_class is not None
     assert issubclass(route.view_class, OrganizationScopedViewSet), (
@@ -120,7 +126,9 @@ def assert_built_on_tenancy_base(route: Route) -> None:
 def assert_outsiders_get_404(route: Route, owner: Tenant, outsider: Tenant) -> None:
     """The outsider's person and key get 404 on every method of the owner's URL."""
     object_ids = _object_ids_of(owner.organization, route) or [MISSING_ID]
-    url = route.url(org=owner.organization.slug, pk=object_ids[0])
+    url = route.url(
+        org=owner.organization.slug, pk=object_ids[0], license_id=license_of(owner.organization)
+    )
     for client in (outsider.admin_client, outsider.key_client):
         for method in route.methods:
             response = _call(client, method, url)
@@ -130,7 +138,9 @@ def assert_outsiders_get_404(route: Route, owner: Tenant, outsider: Tenant) -> N
 def assert_lists_hold_nothing_foreign(route: Route, owner: Tenant, outsider: Tenant) -> None:
     """A list on the outsider's own URL holds none of the owner's objects."""
     foreign_ids = set(_object_ids_of(owner.organization, route))
-    response = outsider.admin_client.get(route.url(org=outsider.organization.slug))
+    response = outsider.admin_client.get(
+        route.url(org=outsider.organization.slug, license_id=license_of(owner.organization))
+    )
     assert response.status_code == 200
     body = response.data
     items = body.get("results", [body]) if isinstance(body, dict) else body
@@ -156,6 +166,12 @@ def two_tenants(make_tenant: Any) -> tuple[Tenant, Tenant]:
         format="parquet",
         as_of=timezone.now(),
         record_limit=10,
+    )
+    DeletionNotice.objects.create(
+        organization=tenant_a.organization,
+        license=license_,
+        period_start=timezone.now(),
+        deadline=timezone.now(),
     )
     return tenant_a, tenant_b
 
@@ -193,9 +209,15 @@ def test_foreign_object_ids_answer_like_missing_ones(
     slug = tenant_b.organization.slug
     for client in (tenant_b.admin_client, tenant_b.key_client):
         for method in route.methods:
-            missing = _call(client, method, route.url(org=slug, pk=MISSING_ID))
+            # Objects below a license: the owner's license id in the outsider's URL.
+            license_id = license_of(tenant_a.organization)
+            missing = _call(
+                client, method, route.url(org=slug, pk=MISSING_ID, license_id=license_id)
+            )
             for foreign_id in foreign_ids:
-                foreign = _call(client, method, route.url(org=slug, pk=foreign_id))
+                foreign = _call(
+                    client, method, route.url(org=slug, pk=foreign_id, license_id=license_id)
+                )
                 assert foreign.status_code >= 400
                 assert (foreign.status_code, foreign.data) == (missing.status_code, missing.data)
 
