@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 
-import django
+import django  # noqa: E402
 
 django.setup()
 
@@ -117,7 +117,9 @@ def bench_license(rows: int) -> License:
         contact_email="bench@example.test",
     )
     submitted = submit_license_request(actor=Actor(user=requester), license_request=draft)
-    decide_license_request(actor=Actor(user=reviewer), license_request=submitted, decision="approve")
+    decide_license_request(
+        actor=Actor(user=reviewer), license_request=submitted, decision="approve"
+    )
     license_ = License.objects.get(request=submitted)
     license_ = accept_terms(
         actor=Actor(user=requester), license_=license_, terms_version=settings.LICENSE_TERMS_VERSION
@@ -156,13 +158,14 @@ def raw_copy(license_: License, rows: int) -> tuple[int, float]:
 
 def start_workers(count: int) -> list[subprocess.Popen]:
     environment = dict(os.environ)
+    command = [
+        sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo",
+        "--loglevel=WARNING", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo",
-             "--loglevel=WARNING", "--without-mingle", "--without-gossip",
-             "-n", f"bench{index}@%h"],
-            cwd=ROOT, env=environment, start_new_session=True,
-        )  # fmt: skip
+            [*command, "-n", f"bench{index}@%h"], cwd=ROOT, env=environment, start_new_session=True
+        )
         for index in range(count)
     ]
 
@@ -180,9 +183,7 @@ def timed_extract(rows: int, workers: int, format_: str) -> tuple[Extract, float
     try:
         time.sleep(8)  # let the workers boot before the clock starts
         started = time.perf_counter()
-        extract = extracts.start_extract(
-            actor=Actor.system(), license_=license_, format_=format_
-        )
+        extract = extracts.start_extract(actor=Actor.system(), license_=license_, format_=format_)
         while True:
             extract.refresh_from_db()
             if extract.state not in (ExtractState.QUEUED, ExtractState.RUNNING):
@@ -209,9 +210,11 @@ def main() -> None:
     options = parser.parse_args()
     if connection.vendor != "postgresql":
         raise SystemExit("bench/extract.py needs PostgreSQL: set DATABASE_URL")
-    print(f"machine: {os.cpu_count()} cores; database {connection.settings_dict['NAME']}; "
-          f"broker {settings.CELERY_BROKER_URL.split('://')[0]}; part rows "
-          f"{settings.EXTRACT_PART_ROWS:,}, chunk rows {settings.EXTRACT_CHUNK_ROWS:,}")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores; database {connection.settings_dict['NAME']}; "
+        f"broker {settings.CELERY_BROKER_URL.split('://')[0]}; part rows "
+        f"{settings.EXTRACT_PART_ROWS:,}, chunk rows {settings.EXTRACT_CHUNK_ROWS:,}"
+    )
     ensure_corpus(options.posts)
 
     license_ = bench_license(options.rows)
@@ -228,7 +231,8 @@ def main() -> None:
         f"{one.bytes_delivered / 1e6:.0f} MB in {one.parts_total} parts; "
         f"worker peak RSS {max(one_peaks):.0f} MB"
     )
-    record_bytes = sum(len(bytes(blob)) for blob in one.parts.values_list("delivered_ids", flat=True))
+    blobs = one.parts.values_list("delivered_ids", flat=True)
+    record_bytes = sum(len(bytes(blob)) for blob in blobs)
     print(
         f"delivery record: {record_bytes / 1e6:.1f} MB for {one.rows_delivered:,} ids = "
         f"{record_bytes / max(1, one.rows_delivered):.2f} bytes per delivered post"

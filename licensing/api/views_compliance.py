@@ -138,4 +138,3 @@ class DeletionNoticeViewSet(
         response = HttpResponse(buffer.getvalue(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="notice-{notice.pk}.csv"'
         return response
-

@@ -17,7 +17,6 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from licensing.models import DeletionNotice, Extract, License
-
 from marketplace.api.tenancy import OperatorViewSet, OrganizationScopedViewSet
 from marketplace.models import Organization
 from marketplace.services.actor import Actor
