@@ -210,8 +210,41 @@ EXTRACT_CHUNK_ROWS = env.int("EXTRACT_CHUNK_ROWS", default=20_000)
 EXTRACT_HEARTBEAT_STALE_SECONDS = env.int("EXTRACT_HEARTBEAT_STALE_SECONDS", default=120)
 EXTRACT_PART_MAX_ATTEMPTS = env.int("EXTRACT_PART_MAX_ATTEMPTS", default=4)
 EXTRACT_PART_SOFT_TIME_LIMIT = env.int("EXTRACT_PART_SOFT_TIME_LIMIT", default=3600)
+# Synthetic canary records planted in every extract (licensing/services/canaries.py).
+EXTRACT_CANARIES = env.int("EXTRACT_CANARIES", default=4)
 # Each extract file may be downloaded this many times (every download is metered).
 EXTRACT_MAX_DOWNLOADS_PER_FILE = env.int("EXTRACT_MAX_DOWNLOADS_PER_FILE", default=10)
+# Download links (licensing/services/file_delivery.py) are valid for at most this long.
+EXTRACT_URL_TTL_SECONDS = env.int("EXTRACT_URL_TTL_SECONDS", default=300)
+# Extract files: on disk under var/extracts, or in an S3 bucket (EXTRACTS_STORAGE=s3). S3
+# credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/..., or the instance role).
+EXTRACTS_STORAGE = env.str("EXTRACTS_STORAGE", default="filesystem")
+if EXTRACTS_STORAGE == "s3":
+    STORAGES["extracts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("EXTRACTS_S3_BUCKET"),  # required: no default bucket
+            "location": env.str("EXTRACTS_S3_PREFIX", default=""),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            "signature_version": "s3v4",  # presigned URLs then carry X-Amz-Expires
+            "querystring_auth": True,
+            "querystring_expire": EXTRACT_URL_TTL_SECONDS,
+            "file_overwrite": True,  # extract files have deterministic names; reruns replace
+            "default_acl": None,  # private: the bucket's policy, never public-read
+        },
+    }
+elif EXTRACTS_STORAGE == "filesystem":
+    STORAGES["extracts"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # No base_url: these files are served only through signed links, never MEDIA_URL.
+        "OPTIONS": {"location": str(VAR_DIR / "extracts")},
+    }
+else:
+    raise ImproperlyConfigured(
+        f"EXTRACTS_STORAGE must be 'filesystem' or 's3', not {EXTRACTS_STORAGE!r}."
+    )
 # Deletion notices (licensing/services/compliance.py): batched per license and period, to be
 # acknowledged within the deadline or the license's extracts and downloads stop.
 COMPLIANCE_NOTICE_PERIOD_MINUTES = env.int("COMPLIANCE_NOTICE_PERIOD_MINUTES", default=60)

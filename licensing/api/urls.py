@@ -3,7 +3,14 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from licensing.api import views, views_catalog, views_compliance, views_extracts, views_review
+from licensing.api import (
+    views,
+    views_catalog,
+    views_compliance,
+    views_extracts,
+    views_files,
+    views_review,
+)
 
 org_router = SimpleRouter(use_regex_path=False)
 org_router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
@@ -18,6 +25,7 @@ review_router.register(
     "license-requests", views_review.ReviewLicenseRequestViewSet, basename="review-license-request"
 )
 review_router.register("licenses", views_review.ReviewLicenseViewSet, basename="review-license")
+review_router.register("leaks", views_review.LeakAttributionViewSet, basename="review-leak")
 
 notices = views_compliance.DeletionNoticeViewSet
 notices_prefix = "orgs/<slug:org>/licenses/<int:license_id>/compliance/"
@@ -44,6 +52,8 @@ urlpatterns = [
         views_extracts.ExtractViewSet.as_view({"get": "download"}),
         name="extract-file",
     ),
+    # The signed token is the credential: a plain Django view, outside DRF and the schema.
+    path("extract-files/<str:token>", views_files.signed_file, name="extract-signed-file"),
     path("", include(catalog_router.urls)),
     path("orgs/<slug:org>/", include(org_router.urls)),
     path("review/", include(review_router.urls)),

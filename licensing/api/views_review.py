@@ -1,7 +1,9 @@
 """Operator endpoints for deciding license requests and acting on licenses: cross-tenant."""
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +15,7 @@ from licensing.api.serializers import (
     RequiredReasonSerializer,
 )
 from licensing.models import DecisionKind, License, LicenseRequest
-from licensing.services import licenses, requests
+from licensing.services import leaks, licenses, requests
 from marketplace.api.tenancy import OperatorViewSet
 
 
@@ -108,3 +110,65 @@ class ReviewLicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ope
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: int) -> Response:
         return self._act(request, licenses.revoke_license)
+
+
+class LeakInputSerializer(serializers.Serializer):
+    records = serializers.ListField(
+        child=serializers.DictField(), required=False, max_length=100_000
+    )
+    ids = serializers.ListField(child=serializers.CharField(), required=False, max_length=100_000)
+    texts = serializers.ListField(child=serializers.CharField(), required=False, max_length=100_000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not any(attrs.get(name) for name in ("records", "ids", "texts")):
+            raise serializers.ValidationError("Send leaked `records`, `ids` or `texts`.")
+        return attrs
+
+
+class LeakEvidenceSerializer(serializers.Serializer):
+    canaries_found = serializers.IntegerField()
+    pseudonyms_matched = serializers.IntegerField()
+    texts_matched = serializers.IntegerField()
+
+
+class AttributionSerializer(serializers.Serializer):
+    license = serializers.IntegerField()
+    organization = serializers.CharField()
+    extracts = serializers.ListField(child=serializers.IntegerField())
+    confidence = serializers.ChoiceField(choices=["certain", "high", "low"])
+    evidence = LeakEvidenceSerializer()
+
+
+class LeakReportSerializer(serializers.Serializer):
+    ids_read = serializers.IntegerField()
+    texts_read = serializers.IntegerField()
+    attributions = AttributionSerializer(many=True, help_text="Most evidence first.")
+
+
+class LeakAttributionViewSet(OperatorViewSet):
+    """Which license(s) leaked material came from (also `manage.py attribute_leak FILE`)."""
+
+    queryset = License.objects.none()  # reads no single model; for the schema only
+    serializer_class = LeakInputSerializer
+
+    @extend_schema(
+        request=LeakInputSerializer,
+        responses={200: LeakReportSerializer},
+        summary="Attribute leaked records, pseudonyms or texts to licenses",
+    )
+    def create(self, request: Request) -> Response:
+        serializer = LeakInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        from_records = leaks.material_from_records(data.get("records", []))
+        from_lines = leaks.material_from_lines([*data.get("ids", []), *data.get("texts", [])])
+        material = leaks.LeakedMaterial(
+            from_records.ids | from_lines.ids, from_records.texts | from_lines.texts
+        )
+        return Response(
+            {
+                "ids_read": len(material.ids),
+                "texts_read": len(material.texts),
+                "attributions": [found.as_dict() for found in leaks.attribute(material)],
+            }
+        )

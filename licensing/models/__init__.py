@@ -8,6 +8,7 @@ from licensing.models.compliance import (
 )
 from licensing.models.extracts import (
     OPEN_EXTRACT_STATES,
+    Canary,
     Extract,
     ExtractDownload,
     ExtractFormat,
@@ -33,6 +34,7 @@ from licensing.models.requests import (
 __all__ = [
     "OPEN_EXTRACT_STATES",
     "OPEN_STATES",
+    "Canary",
     "ComplianceCursor",
     "DecisionKind",
     "DeletionNotice",

@@ -105,6 +105,7 @@ class ExtractPart(models.Model):
     lease = models.CharField(max_length=32, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     rows_done = models.PositiveBigIntegerField(default=0)
+    canaries_written = models.PositiveIntegerField(default=0)
     file_name = models.CharField(max_length=64, blank=True)
     storage_name = models.CharField(max_length=255, blank=True)
     bytes = models.PositiveBigIntegerField(default=0)
@@ -149,3 +150,27 @@ class ExtractDownload(models.Model):
 
     def __str__(self) -> str:
         return f"download of {self.file_name} (extract {self.extract_id})"
+
+
+class Canary(models.Model):
+    """A synthetic record planted in an extract: unique to its license and extract, shaped like
+    a real record, never billed or attributed to a creator. Finding one in a leaked file names
+    the extract it came from (licensing/services/canaries.py)."""
+
+    extract = models.ForeignKey(Extract, on_delete=models.CASCADE, related_name="canaries")
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField()
+    part_index = models.PositiveIntegerField()
+    position = models.PositiveBigIntegerField(help_text="Row of the part it is written before.")
+    post_pseudonym = models.CharField(max_length=64, db_index=True)
+    author_pseudonym = models.CharField(max_length=64, db_index=True)
+    text_sha256 = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        ordering = ["extract", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["extract", "index"], name="one_canary_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"canary {self.index} of extract {self.extract_id}"

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import transaction
 
 from licensing.models import License
-from licensing.models.extracts import Extract, ExtractDownload, ExtractState
+from licensing.models.extracts import Extract, ExtractDownload, ExtractPart, ExtractState
 from licensing.services.extracts import MANIFEST_NAME, ensure_deliverable
 from marketplace.errors import Conflict, NotFound
 from marketplace.services.actor import Actor
@@ -45,7 +45,14 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
             rows, size, sha256 = 0, None, ""
         elif file_name in files:
             entry = files[file_name]
-            rows, size, sha256 = entry["rows"], entry["bytes"], entry["sha256"]
+            size, sha256 = entry["bytes"], entry["sha256"]
+            # Metered records are the real ones: canaries are never billed.
+            rows = (
+                ExtractPart.objects.filter(extract=extract, file_name=file_name)
+                .values_list("rows_done", flat=True)
+                .first()
+                or 0
+            )
         else:
             raise NotFound(
                 f"The extract has no file named {file_name!r}; its files are listed in its "

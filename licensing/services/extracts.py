@@ -48,7 +48,7 @@ from licensing.models.extracts import (
     ExtractState,
     PartState,
 )
-from licensing.services import compliance
+from licensing.services import canaries, compliance
 from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
 from licensing.services.extract_files import file_digest, file_extension, open_part_writer
@@ -261,6 +261,7 @@ def plan_extract(extract_id: int) -> list[int]:
             )
             for index, (first_id, last_id, count) in enumerate(bounds)
         )
+        canaries.plant_canaries(extract, parts, _fields(extract.license))
         extract.state = ExtractState.RUNNING
         extract.started_at = timezone.now()
         extract.rows_estimated = total
@@ -313,6 +314,10 @@ def _heartbeat(part: ExtractPart, lease: str, rows_done: int) -> None:
         raise PartAborted(f"extract {part.extract_id} is no longer running")
 
 
+def _fields(license_: License) -> list[str]:
+    return list(license_.fields) or list(license_.dataset.fields_offered)
+
+
 def _tune_session_for_streaming() -> None:
     """PostgreSQL's JIT compiles the eligibility query's plan anew for every chunk (hundreds of
     ms each, more than the chunk's rows cost); a worker's session never benefits from it."""
@@ -337,8 +342,9 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
     ).get(pk=part_id)
     extract = part.extract
     license_ = extract.license
-    fields = list(license_.fields) or list(license_.dataset.fields_offered)
+    fields = _fields(license_)
     pseudonymize = Pseudonymizer.for_license(license_.pseudonym_key)
+    planted = canaries.canaries_for_part(part)
     chunk_rows = settings.EXTRACT_CHUNK_ROWS
     file_name = part_file_name(extract, part.index)
     storage_name = f"{extract.storage_prefix}/{file_name}"
@@ -356,11 +362,25 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
                 after_post_id=part.first_post_id - 1,
                 up_to_post_id=part.last_post_id,
             )
+
+            def plant_due(position: int | None) -> None:
+                # Canaries go in before the real row at their position (all remaining ones at
+                # the end), so a file mixes them in where the license secret says.
+                while planted and (position is None or planted[0][0] <= position):
+                    _, index = planted.pop(0)
+                    canary = canaries.canary_record(extract, index, fields)
+                    pseudonym = canaries.canary_record(extract, index, ["post_id"])["post_id"]
+                    pseudonym_digest.update(pseudonym.encode() + b"\n")
+                    batch.append(canary)
+                    written_canaries.append(index)
+
+            written_canaries: list[int] = []
             for record in records:
                 # A part never delivers more than it was planned to: the license's cap holds
                 # even if posts were backfilled after planning.
                 if len(delivered) >= part.rows_expected:
                     break
+                plant_due(len(delivered))
                 delivered.append(record["post_id"])
                 pseudonym_digest.update(pseudonymize("post", record["post_id"]).encode() + b"\n")
                 batch.append(shape_record(record, fields=fields, pseudonymize=pseudonymize))
@@ -370,6 +390,7 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
                     _heartbeat(part, lease, len(delivered))
                     if on_batch is not None:
                         on_batch(len(delivered))
+            plant_due(None)
             writer.write(batch)
             writer.close()
             size, sha256 = file_digest(path)
@@ -381,6 +402,7 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
             file_name=file_name,
             storage_name=storage_name,
             rows=len(delivered),
+            canaries_written=len(written_canaries),
             size=size,
             sha256=sha256,
             pseudonyms_sha256=pseudonym_digest.hexdigest(),
@@ -412,6 +434,7 @@ def _complete_part(part: ExtractPart, *, lease: str, **result: Any) -> bool:
         ).update(
             state=PartState.DONE,
             rows_done=result["rows"],
+            canaries_written=result["canaries_written"],
             file_name=result["file_name"],
             storage_name=result["storage_name"],
             bytes=result["size"],
@@ -512,16 +535,17 @@ def build_manifest(extract: Extract, parts: list[ExtractPart]) -> dict[str, Any]
         "record_limit": extract.record_limit,
         "eligibility_rules_version": RULES_VERSION,
         "code_version": code_version(),
+        # Rows as in the files, canaries included (see licensing/services/canaries.py).
         "files": [
             {
                 "name": part.file_name,
-                "rows": part.rows_done,
+                "rows": part.rows_done + part.canaries_written,
                 "bytes": part.bytes,
                 "sha256": part.sha256,
             }
             for part in parts
         ],
-        "total_rows": sum(part.rows_done for part in parts),
+        "total_rows": sum(part.rows_done + part.canaries_written for part in parts),
         "delivered_pseudonyms_sha256": chain.hexdigest(),
     }
 
@@ -557,7 +581,7 @@ def finalize_extract(extract_id: int) -> Extract | None:
             _save_file(f"{extract.storage_prefix}/{MANIFEST_NAME}", path)
         extract.manifest = document
         extract.manifest_signature = signature
-        extract.rows_delivered = manifest["total_rows"]
+        extract.rows_delivered = sum(part.rows_done for part in parts)  # billable: no canaries
         extract.bytes_delivered = sum(part.bytes for part in parts)
         extract.state = ExtractState.READY
         extract.finished_at = timezone.now()

@@ -3,7 +3,7 @@
 from decimal import Decimal
 from typing import Any
 
-from licensing.models import Extract, License, Offer
+from licensing.models import Canary, Extract, License, Offer
 from licensing.services import extracts
 from licensing.services.extract_files import read_part_records
 from marketplace.consent.eligibility import RECORD_FIELDS
@@ -39,13 +39,19 @@ def run_inline(extract: Extract) -> Extract:
     return extract
 
 
-def delivered_records(extract: Extract) -> list[dict[str, Any]]:
+def canary_pseudonyms(extract: Extract) -> set[str]:
+    return set(Canary.objects.filter(extract=extract).values_list("post_pseudonym", flat=True))
+
+
+def delivered_records(extract: Extract, *, canaries: bool = False) -> list[dict[str, Any]]:
+    """The records in the extract's files, in file order; without its canaries unless asked."""
+    planted = set() if canaries else canary_pseudonyms(extract)
     storage = extracts.extract_storage()
     records: list[dict[str, Any]] = []
     for entry in extract.manifest["files"]:
         with storage.open(f"{extract.storage_prefix}/{entry['name']}", "rb") as handle:
             records.extend(read_part_records(handle, extract.format))
-    return records
+    return [record for record in records if record.get("post_id") not in planted]
 
 
 def file_bytes(extract: Extract) -> dict[str, bytes]:

@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from licensing.models import Extract, ExtractPart, ExtractState, LicenseState, PartState
@@ -14,6 +15,7 @@ from licensing.services.delivery_record import decode_ids, encode_ids, extracts_
 from marketplace.errors import Conflict
 from marketplace.services.actor import Actor
 from tests.licensing.extract_helpers import (
+    canary_pseudonyms,
     delivered_records,
     file_bytes,
     generated_offer,
@@ -77,8 +79,16 @@ def test_an_extract_delivers_exactly_the_eligible_posts(
     assert sum(part.rows_done for part in parts) == len(expected) == extract.rows_delivered
     delivered = [post_id for part in parts for post_id in decode_ids(bytes(part.delivered_ids))]
     assert delivered == expected
-    assert extract.manifest["total_rows"] == len(expected)
-    assert [entry["rows"] for entry in extract.manifest["files"]] == [p.rows_done for p in parts]
+    # The files also hold the extract's canaries: counted in the manifest, never billed.
+    planted = canary_pseudonyms(extract)
+    assert len(planted) == settings.EXTRACT_CANARIES
+    with_canaries = delivered_records(extract, canaries=True)
+    assert {r["post_id"] for r in with_canaries} - {r["post_id"] for r in records} == planted
+    assert all(list(record) == list(license_.fields) for record in with_canaries)
+    assert extract.manifest["total_rows"] == len(with_canaries) == len(expected) + len(planted)
+    assert [entry["rows"] for entry in extract.manifest["files"]] == [
+        p.rows_done + p.canaries_written for p in parts
+    ]
 
 
 def test_the_same_license_and_instant_give_byte_identical_files(
