@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from licensing.api.serializers_extracts import ExtractSerializer
 from licensing.models import Extract
 from licensing.services import downloads, extracts
+from licensing.services.file_delivery import delivery_url
 from marketplace.api.tenancy import ALL_ROLES, OrganizationScopedViewSet
 
 
@@ -54,8 +55,6 @@ class ExtractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         authorized = downloads.authorize_download(
             actor=self.actor, extract=self.get_object(), file_name=name
         )
-        from licensing.services.file_delivery import delivery_url  # TEMP
-
         url = delivery_url(
             authorized.storage_name,
             download_name=authorized.file_name,

@@ -34,7 +34,6 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
@@ -52,6 +51,7 @@ from licensing.services import canaries, compliance
 from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
 from licensing.services.extract_files import file_digest, file_extension, open_part_writer
+from licensing.services.file_delivery import extract_storage
 from marketplace.consent.eligibility import RULES_VERSION, eligible_posts, eligible_records
 from marketplace.consent.scope import Scope
 from marketplace.errors import Conflict, InvalidInput
@@ -64,10 +64,6 @@ MANIFEST_FORMAT_VERSION = 1
 
 class PartAborted(Exception):
     """The part stopped on purpose: its extract was cancelled or its lease was taken over."""
-
-
-def extract_storage() -> Storage:
-    return storages["extracts" if "extracts" in settings.STORAGES else "default"]
 
 
 def code_version() -> str:

@@ -77,7 +77,6 @@ def redact_text(text: str, *, mentions: Any = (), public: PublicAccounts) -> str
     """`text` with e-mail addresses, phone numbers and mentions of accounts not known to be
     public replaced. A mention the post's entities resolve to an id is judged by that id (handles
     can be reused); any other mention by its handle. Pure."""
-    resolved = _mention_ids(mentions)
 
     def mention(match: re.Match[str]) -> str:
         handle = match.group(1).lower()
@@ -92,6 +91,7 @@ def redact_text(text: str, *, mentions: Any = (), public: PublicAccounts) -> str
     # Cheap guards first (extracts redact every delivered text): e-mails and mentions need an
     # "@", phone numbers a digit.
     if "@" in text:
+        resolved = _mention_ids(mentions)
         text = _EMAIL.sub(REDACTED_EMAIL, text)
         text = _MENTION.sub(mention, text)
     if _DIGIT.search(text) is None:
