@@ -10,7 +10,7 @@ from celery import Task, chord, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from licensing.services import extracts, notifications
+from licensing.services import compliance_webhooks, extracts, notifications
 
 
 @shared_task(
@@ -74,3 +74,14 @@ def run_extract_part(part_id: int, finalize_when_done: bool = False) -> bool:
 def finalize_extract(extract_id: int) -> str | None:
     extract = extracts.finalize_extract(extract_id)
     return extract.state if extract else None
+
+
+@shared_task(
+    name="licensing.deliver_compliance_webhook",
+    autoretry_for=(compliance_webhooks.WebhookDeliveryFailed,),
+    retry_backoff=True,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def deliver_compliance_webhook(notice_id: int) -> int:
+    return compliance_webhooks.deliver_notice(notice_id)

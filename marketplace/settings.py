@@ -249,6 +249,8 @@ else:
 # acknowledged within the deadline or the license's extracts and downloads stop.
 COMPLIANCE_NOTICE_PERIOD_MINUTES = env.int("COMPLIANCE_NOTICE_PERIOD_MINUTES", default=60)
 COMPLIANCE_NOTICE_DEADLINE_HOURS = env.int("COMPLIANCE_NOTICE_DEADLINE_HOURS", default=72)
+# Vendors' notice webhooks must use https, except in local development.
+COMPLIANCE_WEBHOOK_ALLOW_HTTP = env.bool("COMPLIANCE_WEBHOOK_ALLOW_HTTP", default=DEBUG)
 # Signs extract manifests (HMAC-SHA256). Derived from SECRET_KEY unless set, so it is stable
 # for as long as the deployment's secret is.
 EXTRACT_MANIFEST_KEY = env.str(

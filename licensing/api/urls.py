@@ -16,6 +16,11 @@ org_router = SimpleRouter(use_regex_path=False)
 org_router.register("license-requests", views.LicenseRequestViewSet, basename="license-request")
 org_router.register("licenses", views.LicenseViewSet, basename="license")
 org_router.register("extracts", views_extracts.ExtractViewSet, basename="extract")
+org_router.register(
+    "compliance-webhooks",
+    views_compliance.ComplianceWebhookViewSet,
+    basename="compliance-webhook",
+)
 
 catalog_router = SimpleRouter(use_regex_path=False)
 catalog_router.register("datasets", views_catalog.DatasetViewSet, basename="dataset")

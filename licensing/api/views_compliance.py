@@ -17,8 +17,8 @@ from rest_framework import mixins, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from licensing.models import DeletionNotice
-from licensing.services import compliance
+from licensing.models import ComplianceWebhook, DeletionNotice
+from licensing.services import compliance, compliance_webhooks
 from marketplace.api.tenancy import ALL_ROLES, OrganizationScopedViewSet
 from marketplace.errors import InvalidInput
 
@@ -138,3 +138,46 @@ class DeletionNoticeViewSet(
         response = HttpResponse(buffer.getvalue(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="notice-{notice.pk}.csv"'
         return response
+
+
+class ComplianceWebhookSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ComplianceWebhook
+        fields = ["id", "url", "created_at", "last_delivery_at", "last_status"]
+        read_only_fields = ["id", "created_at", "last_delivery_at", "last_status"]
+
+
+class CreatedComplianceWebhookSerializer(ComplianceWebhookSerializer):
+    secret = serializers.CharField(
+        read_only=True, help_text="Verifies the Commonplace-Signature header. Shown only once."
+    )
+
+    class Meta(ComplianceWebhookSerializer.Meta):
+        fields = [*ComplianceWebhookSerializer.Meta.fields, "secret"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Webhooks that announce new deletion notices"),
+    destroy=extend_schema(summary="Remove a webhook"),
+)
+class ComplianceWebhookViewSet(
+    mixins.ListModelMixin, mixins.DestroyModelMixin, OrganizationScopedViewSet
+):
+    queryset = ComplianceWebhook.objects.all()
+    serializer_class = ComplianceWebhookSerializer
+
+    def refine_queryset(self, queryset: QuerySet[ComplianceWebhook]) -> QuerySet[ComplianceWebhook]:
+        return queryset.order_by("created_at", "id")
+
+    @extend_schema(
+        request=ComplianceWebhookSerializer,
+        responses={201: CreatedComplianceWebhookSerializer},
+        summary="Register a webhook (its signing secret is in this answer only)",
+    )
+    def create(self, request: Request, org: str) -> Response:
+        serializer = ComplianceWebhookSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        webhook = compliance_webhooks.register_webhook(
+            actor=self.actor, organization=self.organization, url=serializer.validated_data["url"]
+        )
+        return Response(CreatedComplianceWebhookSerializer(webhook).data, status=201)

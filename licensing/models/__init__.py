@@ -2,6 +2,7 @@
 
 from licensing.models.compliance import (
     ComplianceCursor,
+    ComplianceWebhook,
     DeletionNotice,
     NoticeItem,
     NoticeReason,
@@ -36,6 +37,7 @@ __all__ = [
     "OPEN_STATES",
     "Canary",
     "ComplianceCursor",
+    "ComplianceWebhook",
     "DecisionKind",
     "DeletionNotice",
     "Extract",

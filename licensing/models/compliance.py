@@ -79,3 +79,23 @@ class NoticeItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pseudonym} ({self.reason})"
+
+
+class ComplianceWebhook(models.Model):
+    """Where a vendor wants to hear about new deletion notices. Each delivery is signed with
+    `secret` (HMAC-SHA256 over "<timestamp>.<body>", see docs/COMPLIANCE.md)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="compliance_webhooks"
+    )
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.url} of {self.organization_id}"

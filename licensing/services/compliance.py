@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from licensing.models import (
     ComplianceCursor,
+    ComplianceWebhook,
     DeletionNotice,
     Extract,
     License,
@@ -190,6 +191,12 @@ def _add_to_notice(license_: License, items: list[tuple[int, str]], *, now: date
     added = NoticeItem.objects.filter(notice=notice).count() - before
     if added == 0 and not notice.items.exists():
         notice.delete()  # every item was noticed before: no empty notice
+    elif (
+        added and ComplianceWebhook.objects.filter(organization_id=notice.organization_id).exists()
+    ):
+        from licensing import tasks  # tasks import the services
+
+        transaction.on_commit(lambda: tasks.deliver_compliance_webhook.delay(notice.pk))
     return added
 
 

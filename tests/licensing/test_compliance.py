@@ -246,3 +246,86 @@ def test_an_overdue_notice_answers_403_compliance_overdue_on_the_extract_route(
     )
     assert response.status_code == 403
     assert response.data["code"] == "compliance_overdue"
+
+
+# --- Webhooks ----------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A vendor's endpoint on loopback: records what it receives, answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        received = self.received = []
+        answer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(answer.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.status = status
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/commonplace"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Any:
+    endpoint = Receiver()
+    yield endpoint
+    endpoint.close()
+
+
+def test_a_registered_webhook_gets_each_new_notice_signed(
+    world: World, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    import hashlib
+    import hmac
+
+    import orjson
+
+    from licensing.services import compliance_webhooks
+
+    license_ = world.english
+    client = client_of(license_)
+    base = f"/api/v1/orgs/{license_.organization.slug}/compliance-webhooks/"
+    assert client.post(base, {"url": "ftp://example.test/x"}, format="json").status_code == 400
+    created = client.post(base, {"url": receiver.url}, format="json")
+    assert created.status_code == 201, created.data
+    secret = created.data["secret"]
+    assert "secret" not in client.get(base).data["results"][0]
+
+    signal("delete", world.alice_en[0].platform_id, author_id=world.alice.platform_id)
+    with django_capture_on_commit_callbacks() as callbacks:
+        compliance.process_ledger()
+    # Two things wait for the commit: deleting the withdrawn extract's files, and queueing
+    # the one webhook delivery for the one notice.
+    assert len(callbacks) == 2
+    notice = DeletionNotice.objects.get()
+    assert compliance_webhooks.deliver_notice(notice.pk) == 1
+    [(headers, body)] = receiver.received
+    timestamp, signed = (
+        part.split("=", 1)[1] for part in headers["Commonplace-Signature"].split(",")
+    )
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    assert hmac.compare_digest(signed, expected.hexdigest())
+    payload = orjson.loads(body)
+    assert payload["notice"]["id"] == notice.pk and payload["notice"]["items"] == 1
+
+    # An endpoint that fails makes the delivery raise, so the task retries it.
+    receiver.status = 500
+    with pytest.raises(compliance_webhooks.WebhookDeliveryFailed):
+        compliance_webhooks.deliver_notice(notice.pk)
+    assert client.get(base).data["results"][0]["last_status"].startswith("failed")
