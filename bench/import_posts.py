@@ -47,6 +47,11 @@ def empty_corpus() -> None:
         Creator.objects.all().delete()
 
 
+def load_average() -> str:
+    # The machine is shared: a figure means little without the load it was measured under.
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=100_000)
@@ -78,7 +83,7 @@ def main() -> None:
         print(
             f"import_post_pages: {summary.created} posts, {summary.creators_created} creators, "
             f"{summary.error_count} errors in {elapsed:.1f}s = "
-            f"{summary.created / elapsed:,.0f} posts/s"
+            f"{summary.created / elapsed:,.0f} posts/s (load average {load_average()})"
         )
     if not options.skip_fast_path:
         empty_corpus()
@@ -88,7 +93,7 @@ def main() -> None:
         print(
             f"generate_corpus --format db (posts and {load.compliance.events} events): "
             f"{load.posts.created} posts in {elapsed:.1f}s = "
-            f"{load.posts.created / elapsed:,.0f} posts/s"
+            f"{load.posts.created / elapsed:,.0f} posts/s (load average {load_average()})"
         )
 
 

@@ -4,12 +4,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from marketplace.models import ApiKey, Membership, MembershipRole, Organization, User
 from marketplace.services.actor import Actor
 from marketplace.services.api_keys import create_api_key
 from tests.factories import MembershipFactory, OperatorFactory, OrganizationFactory
+
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -46,6 +48,12 @@ def client_for_key(raw_key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with an empty cache (preview counts are cached for minutes)."""
+    cache.clear()
 
 
 @pytest.fixture

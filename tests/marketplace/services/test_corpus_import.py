@@ -1,5 +1,6 @@
 """Importing X API v2 pages: counts, idempotency, edits, retweets, early events, observations."""
 
+import gc
 import itertools
 from pathlib import Path
 from typing import Any
@@ -248,25 +249,72 @@ def test_small_batches_give_the_same_corpus_as_one_batch() -> None:
     assert PostVersion.objects.count() == 2
 
 
+def test_the_import_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # given the collector on, then off: the import turns its automatic passes off meanwhile
+    assert gc.isenabled()
+    import_lines(page(tweet("100"), users=[user()]))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        import_lines(page(tweet("101"), users=[user()]))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert Post.objects.count() == 2
+
+
 def test_errors_beyond_the_listing_limit_are_counted() -> None:
     summary = import_post_pages(lines=["not json"] * 1005)
     assert (summary.error_count, len(summary.errors)) == (1005, 1000)
     assert summary.errors[0] == LineError(line=1, error=summary.errors[0].error)
 
 
-@pytest.mark.postgres
-def test_on_postgresql_batches_are_staged_with_copy() -> None:
-    # given / when
-    summary = import_lines(page(tweet("100"), users=[user()]))
-    # then the staging tables the COPY filled exist in this session
-    assert summary.created == 1
-    assert connection.vendor == "postgresql"
+def staging_tables() -> tuple[bool, bool]:
+    """Whether the post and the creator staging tables exist in this session."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT to_regclass('pg_temp.corpus_import_post_staging') IS NOT NULL, "
             "to_regclass('pg_temp.corpus_import_creator_staging') IS NOT NULL"
         )
-        assert cursor.fetchone() == (True, True)
+        return cursor.fetchone()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_new_posts_are_copied_in_and_known_ones_staged_and_upserted() -> None:
+    # given one imported post: new posts are COPYed straight into the post table, so the post
+    # staging table was not even needed
+    import_lines(page(tweet("100", public_metrics={"likes": 1}), users=[user()]))
+    assert staging_tables() == (False, True)
+    # when a page brings that post with new metrics, a new post, and a new edited post with
+    # both its versions
+    history = ["300", "301"]
+    summary = import_lines(
+        page(
+            tweet("100", public_metrics={"likes": 2}),
+            tweet("200", "new", geo={"place_id": "x"}),
+            tweet("301", "v2", edit_history_tweet_ids=history),
+            tweet("300", "v1", edit_history_tweet_ids=history),
+            users=[user()],
+        )
+    )
+    # then the new posts were copied in with the model's defaults, the known one was upserted
+    # and the older version filed, through the staging table
+    assert staging_tables() == (True, True)
+    assert (summary.created, summary.updated, summary.versions_kept) == (2, 1, 1)
+    posts = {post.platform_id: post for post in Post.objects.all()}
+    assert posts[100].public_metrics == {"likes": 2}
+    new = posts[200]
+    assert (new.text, new.geo, new.mentions, new.kind, new.version_platform_id) == (
+        "new",
+        {"place_id": "x"},
+        [],
+        "original",
+        200,
+    )
+    assert (new.is_deleted, new.withheld_countries, new.is_geo_scrubbed) == (False, "", False)
+    assert new.imported_at == new.updated_at
+    assert (posts[300].text, posts[300].version_platform_id) == ("v2", 301)
+    assert list(posts[300].versions.values_list("version_platform_id", "text")) == [(300, "v1")]
 
 
 def test_an_old_page_imported_again_never_lifts_a_restriction_an_event_decided() -> None:
