@@ -13,7 +13,6 @@ from marketplace.services.api_keys import create_api_key
 from tests.factories import MembershipFactory, OperatorFactory, OrganizationFactory
 
 
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `postgres` run only when DATABASE_URL points at PostgreSQL."""
     from django.conf import settings

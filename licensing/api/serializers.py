@@ -96,8 +96,21 @@ class PreviewInputSerializer(serializers.Serializer):
 
 
 class PreviewSerializer(serializers.Serializer):
-    eligible_count = serializers.IntegerField()
-    sample = serializers.ListField(child=serializers.DictField())
+    eligible_count = serializers.IntegerField(
+        help_text="Posts the scope would deliver now; an estimate when count_is_estimate is true."
+    )
+    count_is_estimate = serializers.BooleanField(
+        help_text="True when the exact count took too long and eligible_count is estimated from "
+        "a random sample of the corpus (about 1% error on a million posts)."
+    )
+    counted_at = serializers.DateTimeField(
+        help_text="When the count was taken: counts are cached for a few minutes."
+    )
+    sample = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Up to 20 eligible records exactly as delivered, ids pseudonymized with a "
+        "preview-only key. Never cached.",
+    )
 
 
 class LicenseRequestInputSerializer(serializers.Serializer):

@@ -69,4 +69,4 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             scope=serializer.validated_data["scope"],
             purposes=serializer.validated_data.get("purposes"),
         )
-        return Response({"eligible_count": result.eligible_count, "sample": result.sample})
+        return Response(PreviewSerializer(result).data)

@@ -9,6 +9,7 @@ covers X (an index on the range) and decodes them. See docs/DELIVERY_RECORD.md.
 
 import sys
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from itertools import accumulate, pairwise
 
@@ -53,11 +54,14 @@ def extracts_holding(post_ids: Iterable[int]) -> dict[int, set[int]]:
         last_post_id__gte=wanted[0],
     ).values_list("extract_id", "first_post_id", "last_post_id", "delivered_ids")
     for extract_id, first, last, blob in parts.iterator(chunk_size=50):
-        candidates = [post_id for post_id in wanted if first <= post_id <= last]
+        # Both lists are sorted: bisect the part's range out of the wanted ids, then look each
+        # candidate up in the decoded part (O(k log n), not a scan of everything wanted).
+        candidates = wanted[bisect_left(wanted, first) : bisect_right(wanted, last)]
         if not candidates:
             continue
-        delivered = set(decode_ids(bytes(blob)))
+        delivered = decode_ids(bytes(blob))
         for post_id in candidates:
-            if post_id in delivered:
+            at = bisect_left(delivered, post_id)
+            if at < len(delivered) and delivered[at] == post_id:
                 holders[post_id].add(extract_id)
     return holders

@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Collate, Lower
@@ -528,7 +529,10 @@ def _fetch_rows(queryset: QuerySet[Post, dict[str, Any]]) -> list[dict[str, Any]
     twice as fast (Django's per-value converters dominated the extract profile)."""
     if connection.vendor != "postgresql":
         return list(queryset)
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # the filters cannot match (e.g. a scope of retweets only)
+        return []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = [column.name for column in cursor.description]

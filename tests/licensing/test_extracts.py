@@ -254,8 +254,15 @@ def test_progress_reports_rows_parts_and_an_eta(vendor: Any, offer: Any, small_p
     assert progress.eta_seconds == -(-(extract.rows_estimated - 97) * 10 // 97)
 
 
-def test_an_extract_with_nothing_eligible_is_ready_and_empty(vendor: Any, offer: Any) -> None:
-    license_ = licensed(vendor.organization, offer=offer, scope={"keywords": ["zzqqxx-nothing"]})
+@pytest.mark.parametrize(
+    "scope",
+    # A keyword nothing contains; and retweets only, which the query knows cannot match.
+    [{"keywords": ["zzqqxx-nothing"]}, {"kinds": ["retweet"]}],
+)
+def test_an_extract_with_nothing_eligible_is_ready_and_empty(
+    vendor: Any, offer: Any, scope: dict[str, Any]
+) -> None:
+    license_ = licensed(vendor.organization, offer=offer, scope=scope)
     extract = run_inline(start(license_))
     assert extract.state == ExtractState.READY
     assert extract.rows_delivered == 0 and extract.manifest["files"] == []

@@ -16,7 +16,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from licensing.models import DeletionNotice, Extract, License
+from licensing.models import ComplianceWebhook, DeletionNotice, Extract, License
 from marketplace.api.tenancy import OperatorViewSet, OrganizationScopedViewSet
 from marketplace.models import Organization
 from marketplace.services.actor import Actor
@@ -166,6 +166,9 @@ def two_tenants(make_tenant: Any) -> tuple[Tenant, Tenant]:
         format="parquet",
         as_of=timezone.now(),
         record_limit=10,
+    )
+    ComplianceWebhook.objects.create(
+        organization=tenant_a.organization, url="https://a.example.test/hook", secret="s"
     )
     DeletionNotice.objects.create(
         organization=tenant_a.organization,
