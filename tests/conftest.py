@@ -12,6 +12,8 @@ from marketplace.services.actor import Actor
 from marketplace.services.api_keys import create_api_key
 from tests.factories import MembershipFactory, OperatorFactory, OrganizationFactory
 
+pytest_plugins = ["tests.fake_stripe.fixtures"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `postgres` run only when DATABASE_URL points at PostgreSQL."""
