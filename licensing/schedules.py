@@ -3,7 +3,7 @@ conditional update in a service, so overlapping or repeated runs are harmless.""
 
 from celery import shared_task
 
-from licensing.services import compliance, extracts, licenses, requests
+from licensing.services import compliance, extracts, licenses, metering, requests
 
 
 @shared_task(name="licensing.expire_stale_requests")
@@ -24,3 +24,8 @@ def reap_stalled_extract_parts() -> int:
 @shared_task(name="licensing.process_compliance_ledger")
 def process_compliance_ledger() -> int:
     return compliance.process_ledger()
+
+
+@shared_task(name="licensing.rollup_usage")
+def rollup_usage() -> int:
+    return metering.rollup_usage()

@@ -189,6 +189,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "licensing.reap_stalled_extract_parts",
         "schedule": env.float("EXTRACT_REAPER_INTERVAL_SECONDS", default=30.0),
     },
+    "rollup-usage": {"task": "licensing.rollup_usage", "schedule": 900.0},
 }
 # Results are kept only for tasks that ask (the extract chord joins its parts through them): on
 # Redis in the same server as the broker, on disk next to the embedded broker.

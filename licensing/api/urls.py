@@ -10,6 +10,7 @@ from licensing.api import (
     views_extracts,
     views_files,
     views_review,
+    views_usage,
 )
 
 org_router = SimpleRouter(use_regex_path=False)
@@ -21,6 +22,7 @@ org_router.register(
     views_compliance.ComplianceWebhookViewSet,
     basename="compliance-webhook",
 )
+org_router.register("usage", views_usage.UsageViewSet, basename="usage")
 
 catalog_router = SimpleRouter(use_regex_path=False)
 catalog_router.register("datasets", views_catalog.DatasetViewSet, basename="dataset")

@@ -31,6 +31,7 @@ from licensing.models.requests import (
     RequestState,
     ReviewDecision,
 )
+from licensing.models.usage import UsageEvent, UsageMeter, UsageRollup
 
 __all__ = [
     "OPEN_EXTRACT_STATES",
@@ -56,4 +57,7 @@ __all__ = [
     "PartState",
     "RequestState",
     "ReviewDecision",
+    "UsageEvent",
+    "UsageMeter",
+    "UsageRollup",
 ]

@@ -29,7 +29,7 @@ class Pseudonymizer:
 
     # Authors and quoted posts repeat across an extract; remembering recent pseudonyms saves
     # most HMACs. Bounded so a worker's memory stays flat.
-    CACHE_SIZE = 200_000
+    CACHE_SIZE = 100_000
 
     def __init__(self, key: bytes) -> None:
         self._key = key

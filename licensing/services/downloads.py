@@ -7,7 +7,9 @@ from django.db import transaction
 
 from licensing.models import License
 from licensing.models.extracts import Extract, ExtractDownload, ExtractPart, ExtractState
+from licensing.models.usage import UsageMeter
 from licensing.services.extracts import MANIFEST_NAME, ensure_deliverable
+from licensing.services.metering import record_usage
 from marketplace.errors import Conflict, NotFound
 from marketplace.services.actor import Actor
 
@@ -79,5 +81,22 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
             records=rows,
             api_key_prefix=actor.api_key.prefix if actor.api_key else "",
             user=actor.user,
+        )
+        # Metered in the same transaction as the download, keyed by it: counted exactly once.
+        record_usage(
+            organization=license_.organization,
+            license=license_,
+            meter=UsageMeter.BYTES_DOWNLOADED,
+            quantity=size,
+            idempotency_key=f"download:{download.pk}:bytes",
+            occurred_at=download.created_at,
+        )
+        record_usage(
+            organization=license_.organization,
+            license=license_,
+            meter=UsageMeter.RECORDS_DELIVERED,
+            quantity=rows,
+            idempotency_key=f"download:{download.pk}:records",
+            occurred_at=download.created_at,
         )
     return AuthorizedDownload(storage_name, file_name, sha256, download)

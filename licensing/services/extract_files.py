@@ -19,7 +19,7 @@ import zstandard
 from licensing.models.extracts import ExtractFormat
 
 ZSTD_LEVEL = 3
-PARQUET_ROW_GROUP_ROWS = 50_000
+PARQUET_ROW_GROUP_ROWS = 20_000
 
 # The Arrow type of every deliverable field. Ids are pseudonyms (hex strings); dates are ISO
 # 8601 strings in UTC, as in the JSON Lines files; nested objects are JSON text, so one schema

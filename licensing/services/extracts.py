@@ -38,7 +38,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from licensing.models import License, LicenseState
+from licensing.models import License, LicenseState, UsageMeter
 from licensing.models.extracts import (
     OPEN_EXTRACT_STATES,
     Extract,
@@ -52,6 +52,7 @@ from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
 from licensing.services.extract_files import file_digest, file_extension, open_part_writer
 from licensing.services.file_delivery import extract_storage
+from licensing.services.metering import record_usage
 from marketplace.consent.eligibility import RULES_VERSION, eligible_posts, eligible_records
 from marketplace.consent.scope import Scope
 from marketplace.errors import Conflict, InvalidInput
@@ -588,6 +589,14 @@ def finalize_extract(extract_id: int) -> Extract | None:
             organization=extract.organization,
             target=extract,
             data={"rows": extract.rows_delivered, "files": len(parts)},
+        )
+        record_usage(
+            organization=extract.organization,
+            license=extract.license,
+            meter=UsageMeter.EXTRACT_RUNS,
+            quantity=1,
+            idempotency_key=f"extract:{extract.pk}",
+            occurred_at=extract.finished_at,
         )
     return extract
 

@@ -16,7 +16,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from licensing.models import ComplianceWebhook, DeletionNotice, Extract, License
+from licensing.models import ComplianceWebhook, DeletionNotice, Extract, License, UsageRollup
 from marketplace.api.tenancy import OperatorViewSet, OrganizationScopedViewSet
 from marketplace.models import Organization
 from marketplace.services.actor import Actor
@@ -176,6 +176,10 @@ def two_tenants(make_tenant: Any) -> tuple[Tenant, Tenant]:
         period_start=timezone.now(),
         deadline=timezone.now(),
     )
+    UsageRollup.objects.create(
+        organization=tenant_a.organization, license=license_, meter="extract_runs",
+        day=timezone.now().date(), quantity=1, events=1,
+    )  # fmt: skip
     return tenant_a, tenant_b
 
 
