@@ -17,25 +17,14 @@ of its own: it changes the corpus. A benchmark, not a test.
 import argparse
 import os
 import random
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
-os.environ.setdefault("DJANGO_DEBUG", "1")
+import _setup  # noqa: F401 - configures Django first
+from django.db import connection
+from django.utils import timezone
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from licensing.models import (  # noqa: E402
+from licensing.models import (
     ComplianceCursor,
     DeletionNotice,
     Extract,
@@ -44,10 +33,10 @@ from licensing.models import (  # noqa: E402
     NoticeItem,
     PartState,
 )
-from licensing.services import compliance  # noqa: E402
-from licensing.services.delivery_record import encode_ids  # noqa: E402
-from marketplace.consent.ledger import parse_message, record_and_apply  # noqa: E402
-from marketplace.models import LedgerEntry, Post  # noqa: E402
+from licensing.services import compliance
+from licensing.services.delivery_record import encode_ids
+from marketplace.consent.ledger import parse_message, record_and_apply
+from marketplace.models import LedgerEntry, Post
 
 PART_ROWS = 250_000
 

@@ -27,38 +27,28 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
-os.environ.setdefault("DJANGO_DEBUG", "1")
+import psycopg
+from _setup import ROOT, bench_dataset  # configures Django first
+from django.conf import settings
+from django.db import connection
 
-import django  # noqa: E402
-
-django.setup()
-
-import psycopg  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
-
-from licensing.models import Extract, ExtractState, License, Offer  # noqa: E402
-from licensing.services import extracts  # noqa: E402
-from licensing.services.licenses import accept_terms, activate_paid_license  # noqa: E402
-from licensing.services.offers import publish_offer  # noqa: E402
-from licensing.services.requests import (  # noqa: E402
+from licensing.models import Extract, ExtractState, License
+from licensing.services import extracts
+from licensing.services.licenses import accept_terms, activate_paid_license
+from licensing.services.requests import (
     create_license_request,
     decide_license_request,
     submit_license_request,
 )
-from marketplace.consent.eligibility import RECORD_FIELDS, eligible_posts  # noqa: E402
-from marketplace.consent.scope import Scope  # noqa: E402
-from marketplace.corpus.generator import CorpusSpec  # noqa: E402
-from marketplace.models import ConsentBasis, Dataset, Membership, Post  # noqa: E402
-from marketplace.services.actor import Actor  # noqa: E402
-from marketplace.services.demo import DEMO_USERS, seed_demo_accounts  # noqa: E402
-from marketplace.services.synthetic_corpus import load_into_database  # noqa: E402
+from marketplace.consent.eligibility import RECORD_FIELDS, eligible_posts
+from marketplace.consent.scope import Scope
+from marketplace.corpus.generator import CorpusSpec
+from marketplace.models import Membership, Post
+from marketplace.services.actor import Actor
+from marketplace.services.demo import DEMO_USERS, seed_demo_accounts
+from marketplace.services.synthetic_corpus import load_into_database
 
 DATASET_SLUG = "bench-all-posts"
 
@@ -79,28 +69,7 @@ def ensure_corpus(posts: int) -> None:
 def bench_license(rows: int) -> License:
     """A fresh active license over every post, capped at `rows` records."""
     demo = seed_demo_accounts()
-    dataset, _ = Dataset.objects.get_or_create(
-        slug=DATASET_SLUG,
-        defaults={
-            "title": "Benchmark: every post",
-            "consent_basis": ConsentBasis.OPT_OUT,
-            "base_scope": {},
-            "fields_offered": list(RECORD_FIELDS),
-            "is_published": True,
-        },
-    )
-    if not Offer.objects.filter(dataset=dataset).exists():
-        publish_offer(
-            dataset=dataset,
-            currency="USD",
-            license_fee_minor=100,
-            price_per_1000_records=Decimal("0"),
-            price_per_gb=Decimal("0"),
-            records_included=0,
-            term_days=365,
-            creator_share_bps=0,
-            allowed_purposes=["training"],
-        )
+    dataset = bench_dataset(DATASET_SLUG, "Benchmark: every post")
     requester = Membership.objects.filter(organization=demo.vendor).first().user
     reviewer = Membership.objects.get(
         organization=demo.operator, user__email=DEMO_USERS["reviewer"]

@@ -29,47 +29,32 @@ creates a bench dataset and offer in the database it is pointed at.
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
-os.environ.setdefault("DJANGO_DEBUG", "1")
+from _setup import bench_dataset as _bench_dataset  # configures Django first
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.cache import cache  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from licensing.models import Offer  # noqa: E402
-from licensing.services import preview  # noqa: E402
-from licensing.services.offers import publish_offer  # noqa: E402
-from marketplace.consent.eligibility import (  # noqa: E402
-    RECORD_FIELDS,
+from licensing.services import preview
+from marketplace.consent.eligibility import (
     eligible_posts,
     eligible_records,
 )
-from marketplace.consent.scope import Scope  # noqa: E402
-from marketplace.corpus.generator import CREATOR_ID_BASE, POST_ID_BASE, CorpusSpec  # noqa: E402
-from marketplace.models import (  # noqa: E402
-    ConsentBasis,
+from marketplace.consent.scope import Scope
+from marketplace.corpus.generator import CREATOR_ID_BASE, POST_ID_BASE, CorpusSpec
+from marketplace.models import (
     Creator,
     Dataset,
     LedgerEntry,
     Organization,
     Post,
 )
-from marketplace.services.demo import seed_demo_accounts  # noqa: E402
-from marketplace.services.synthetic_corpus import load_into_database  # noqa: E402
+from marketplace.services.demo import seed_demo_accounts
+from marketplace.services.synthetic_corpus import load_into_database
 
 DATASET_SLUG = "bench-preview"
 CREATOR_TILE = 10**9  # more creators than any generated corpus has
@@ -174,29 +159,7 @@ def add_tile(tile: int) -> None:
 
 def bench_dataset() -> tuple[Dataset, Organization]:
     organization = seed_demo_accounts().vendor
-    dataset, _ = Dataset.objects.get_or_create(
-        slug=DATASET_SLUG,
-        defaults={
-            "title": "Benchmark: preview",
-            "consent_basis": ConsentBasis.OPT_OUT,
-            "base_scope": {},
-            "fields_offered": list(RECORD_FIELDS),
-            "is_published": True,
-        },
-    )
-    if not Offer.objects.filter(dataset=dataset).exists():
-        publish_offer(
-            dataset=dataset,
-            currency="USD",
-            license_fee_minor=100,
-            price_per_1000_records=Decimal("0"),
-            price_per_gb=Decimal("0"),
-            records_included=0,
-            term_days=365,
-            creator_share_bps=0,
-            allowed_purposes=["training"],
-        )
-    return dataset, organization
+    return _bench_dataset(DATASET_SLUG, "Benchmark: preview"), organization
 
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
