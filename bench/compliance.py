@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--licenses", type=int, default=10)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7, help="another seed, other events")
     options = parser.parse_args()
     import extract as extract_bench
 
@@ -118,7 +119,7 @@ def main() -> None:
     compliance.process_ledger()  # catch up on everything before the burst (not timed)
     before = LedgerEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     started = time.perf_counter()
-    record_events(options.events)
+    record_events(options.events, seed=options.seed)
     entries = LedgerEntry.objects.filter(pk__gt=before).count()
     print(f"recorded {options.events:,} events = {entries:,} ledger entries "
           f"in {time.perf_counter() - started:.0f}s (not timed)")  # fmt: skip
