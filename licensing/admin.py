@@ -16,7 +16,10 @@ from licensing.models import (
     License,
     LicenseRequest,
     Offer,
+    QuotaAlert,
     ReviewDecision,
+    StripeEvent,
+    UsageRollup,
 )
 from licensing.services import compliance, extracts, licenses, offers, requests
 from marketplace.errors import DomainError
@@ -309,4 +312,41 @@ class DeletionNoticeAdmin(admin.ModelAdmin):
         return compliance.notice_state(notice)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    """Stripe webhooks as received: operators look for unprocessed or failed events here."""
+
+    list_display = ["stripe_id", "type", "received_at", "processed_at", "error"]
+    list_filter = ["type"]
+    search_fields = ["stripe_id"]
+    readonly_fields = ["stripe_id", "type", "payload", "received_at", "processed_at", "error"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(QuotaAlert)
+class QuotaAlertAdmin(admin.ModelAdmin):
+    list_display = ["license", "meter", "threshold_percent", "sent_at"]
+    list_filter = ["meter", "threshold_percent"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(admin.ModelAdmin):
+    list_display = ["organization", "license", "meter", "day", "quantity", "events"]
+    list_filter = ["meter", "day"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -10,7 +10,13 @@ from celery import Task, chord, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from licensing.services import compliance_webhooks, extracts, notifications
+from licensing.services import (
+    billing_events,
+    compliance_webhooks,
+    extracts,
+    notifications,
+    quotas,
+)
 
 
 @shared_task(
@@ -85,3 +91,29 @@ def finalize_extract(extract_id: int) -> str | None:
 )
 def deliver_compliance_webhook(notice_id: int) -> int:
     return compliance_webhooks.deliver_notice(notice_id)
+
+
+@shared_task(
+    name="licensing.send_quota_alert",
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_quota_alert(alert_id: int) -> int:
+    return quotas.send_quota_alert_email(alert_id=alert_id)
+
+
+# --- Billing -----------------------------------------------------------------------------------
+# The webhook view stores the event and queues this; processing is idempotent (a row lock and
+# `processed_at`), so a retry or a duplicate message changes nothing twice.
+
+
+@shared_task(
+    name="licensing.process_stripe_event",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def process_stripe_event(event_id: str) -> bool:
+    return billing_events.process_stripe_event(stripe_event_id=event_id)

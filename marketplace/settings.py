@@ -215,6 +215,9 @@ EXTRACT_PART_SOFT_TIME_LIMIT = env.int("EXTRACT_PART_SOFT_TIME_LIMIT", default=3
 EXTRACT_CANARIES = env.int("EXTRACT_CANARIES", default=4)
 # Each extract file may be downloaded this many times (every download is metered).
 EXTRACT_MAX_DOWNLOADS_PER_FILE = env.int("EXTRACT_MAX_DOWNLOADS_PER_FILE", default=10)
+# Bytes a license may download in all, over its extracts and files, manifests included
+# (licensing/services/quotas.py); a download that would pass it is refused whole.
+LICENSE_DOWNLOAD_BYTES_CAP = env.int("LICENSE_DOWNLOAD_BYTES_CAP", default=50 * 1024**3)
 # Download links (licensing/services/file_delivery.py) are valid for at most this long.
 EXTRACT_URL_TTL_SECONDS = env.int("EXTRACT_URL_TTL_SECONDS", default=300)
 # Extract files: on disk under var/extracts, or in an S3 bucket (EXTRACTS_STORAGE=s3). S3
@@ -334,6 +337,18 @@ AUTH_USER_MODEL = "marketplace.User"
 LICENSE_FOUR_EYES_THRESHOLD_MINOR = env.int("LICENSE_FOUR_EYES_THRESHOLD_MINOR", default=1_000_000)
 LICENSE_REQUEST_EXPIRY_DAYS = env.int("LICENSE_REQUEST_EXPIRY_DAYS", default=30)
 LICENSE_TERMS_VERSION = env.str("LICENSE_TERMS_VERSION", default="2026-11-01")
+
+# Billing through Stripe (licensing/services/stripe_gateway.py) when STRIPE_API_KEY is set;
+# without a key (the default) fees are settled on the local ledger at once.
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_CHECKOUT_SUCCESS_URL = env.str(
+    "STRIPE_CHECKOUT_SUCCESS_URL", default=f"{PUBLIC_BASE_URL}/billing/checkout/success"
+)
+STRIPE_CHECKOUT_CANCEL_URL = env.str(
+    "STRIPE_CHECKOUT_CANCEL_URL", default=f"{PUBLIC_BASE_URL}/billing/checkout/cancelled"
+)
 
 # Ingest routes (/api/v1/platform/...): larger bodies answer 413; split them into several requests.
 COMMONPLACE_INGEST_MAX_BYTES = env.int("COMMONPLACE_INGEST_MAX_BYTES", default=20 * 1024 * 1024)

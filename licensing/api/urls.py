@@ -11,6 +11,7 @@ from licensing.api import (
     views_files,
     views_review,
     views_usage,
+    views_webhooks,
 )
 
 org_router = SimpleRouter(use_regex_path=False)
@@ -61,6 +62,8 @@ urlpatterns = [
     ),
     # The signed token is the credential: a plain Django view, outside DRF and the schema.
     path("extract-files/<str:token>", views_files.signed_file, name="extract-signed-file"),
+    # Stripe's signature over the body is the credential: a plain Django view as well.
+    path("webhooks/stripe/", views_webhooks.stripe_webhook, name="stripe-webhook"),
     path("", include(catalog_router.urls)),
     path("orgs/<slug:org>/", include(org_router.urls)),
     path("review/", include(review_router.urls)),

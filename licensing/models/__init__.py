@@ -1,5 +1,11 @@
 """The deal: offers, license requests and their review, issued licenses."""
 
+from licensing.models.billing import (
+    CheckoutSession,
+    CheckoutSessionStatus,
+    StripeCustomer,
+    StripeEvent,
+)
 from licensing.models.compliance import (
     ComplianceCursor,
     ComplianceWebhook,
@@ -24,6 +30,7 @@ from licensing.models.licenses import (
     LicenseUserObjectPermission,
 )
 from licensing.models.offers import Offer
+from licensing.models.quotas import QuotaAlert
 from licensing.models.requests import (
     OPEN_STATES,
     DecisionKind,
@@ -37,6 +44,8 @@ __all__ = [
     "OPEN_EXTRACT_STATES",
     "OPEN_STATES",
     "Canary",
+    "CheckoutSession",
+    "CheckoutSessionStatus",
     "ComplianceCursor",
     "ComplianceWebhook",
     "DecisionKind",
@@ -55,8 +64,11 @@ __all__ = [
     "NoticeReason",
     "Offer",
     "PartState",
+    "QuotaAlert",
     "RequestState",
     "ReviewDecision",
+    "StripeCustomer",
+    "StripeEvent",
     "UsageEvent",
     "UsageMeter",
     "UsageRollup",

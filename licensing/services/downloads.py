@@ -8,6 +8,7 @@ from django.db import transaction
 from licensing.models import License
 from licensing.models.extracts import Extract, ExtractDownload, ExtractPart, ExtractState
 from licensing.models.usage import UsageMeter
+from licensing.services import quotas
 from licensing.services.extracts import MANIFEST_NAME, ensure_deliverable
 from licensing.services.metering import record_usage
 from marketplace.errors import Conflict, NotFound
@@ -24,10 +25,14 @@ class AuthorizedDownload:
 
 def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> AuthorizedDownload:
     """Check that `file_name` of a ready extract may be downloaded now (license active, inside
-    its term, the file's download quota not used up) and record the download as usage: its
-    bytes and records. The caller then redirects to a short-lived URL for the file."""
+    its term, the file's download quota and the license's download cap not used up) and record
+    the download as usage: its bytes and records; the organization's admins are e-mailed after
+    commit when the download crosses 80% or 100% of the cap (licensing/services/quotas.py). The
+    caller then redirects to a short-lived URL for the file."""
     with transaction.atomic():
-        # The lock serializes concurrent downloads of one extract, so the quota holds exactly.
+        # The license's lock serializes concurrent downloads under the license, so its download
+        # cap and each file's quota hold exactly. License before extract, as in start_extract.
+        license_ = License.objects.select_for_update().get(pk=extract.license_id)
         extract = Extract.objects.select_for_update().get(pk=extract.pk)
         if extract.state != ExtractState.READY or not extract.manifest:
             raise Conflict(
@@ -40,7 +45,6 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
                 "license's deletion notices). Start a new extract.",
                 code="extract_withdrawn",
             )
-        license_ = License.objects.get(pk=extract.license_id)
         ensure_deliverable(license_)
         files = {entry["name"]: entry for entry in extract.manifest["files"]}
         if file_name == MANIFEST_NAME:
@@ -72,6 +76,9 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
             from licensing.services.extracts import extract_storage
 
             size = extract_storage().size(storage_name)
+        used_before, download_cap = quotas.ensure_download_fits(
+            license_, file_name=file_name, size=size
+        )
         download = ExtractDownload.objects.create(
             extract=extract,
             organization_id=extract.organization_id,
@@ -98,5 +105,12 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
             quantity=rows,
             idempotency_key=f"download:{download.pk}:records",
             occurred_at=download.created_at,
+        )
+        quotas.notify_if_crossed(
+            license_=license_,
+            meter=UsageMeter.BYTES_DOWNLOADED,
+            before=used_before,
+            after=used_before + size,
+            cap=download_cap,
         )
     return AuthorizedDownload(storage_name, file_name, sha256, download)

@@ -35,7 +35,7 @@ import orjson
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 from django.utils import timezone
 
 from licensing.models import License, LicenseState, UsageMeter
@@ -47,7 +47,7 @@ from licensing.models.extracts import (
     ExtractState,
     PartState,
 )
-from licensing.services import canaries, compliance
+from licensing.services import canaries, compliance, quotas
 from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
 from licensing.services.extract_files import file_digest, file_extension, open_part_writer
@@ -79,10 +79,8 @@ def code_version() -> str:
 
 def delivered_rows(license_: License) -> int:
     """Rows already delivered under the license (ready extracts): they count against its cap."""
-    total = license_.extracts.filter(state=ExtractState.READY).aggregate(
-        rows=Sum("rows_delivered")
-    )["rows"]
-    return int(total or 0)
+    delivered, _ = quotas.record_cap_usage(license_)
+    return delivered
 
 
 def remaining_allowance(license_: License) -> int:
@@ -116,10 +114,12 @@ def start_extract(*, actor: Actor, license_: License, format_: str) -> Extract:
     with transaction.atomic():
         license_ = License.objects.select_for_update().get(pk=license_.pk)
         ensure_deliverable(license_)
-        remaining = remaining_allowance(license_)
+        delivered, cap = quotas.record_cap_usage(license_)
+        remaining = max(0, cap - delivered)
         if remaining <= 0:
             raise Conflict(
-                "The license's record cap is used up; no records remain to extract.",
+                f"The license's record cap of {cap:,} records is used up ({delivered:,} "
+                "delivered); no records remain to extract.",
                 code="record_cap_reached",
             )
         if license_.extracts.filter(state__in=OPEN_EXTRACT_STATES).exists():
@@ -576,6 +576,8 @@ def finalize_extract(extract_id: int) -> Extract | None:
             path = Path(work_dir) / MANIFEST_NAME
             path.write_bytes(canonical_json(document))
             _save_file(f"{extract.storage_prefix}/{MANIFEST_NAME}", path)
+        # Read before this extract is ready, so it counts only the others.
+        delivered_before, record_cap = quotas.record_cap_usage(extract.license)
         extract.manifest = document
         extract.manifest_signature = signature
         extract.rows_delivered = sum(part.rows_done for part in parts)  # billable: no canaries
@@ -597,6 +599,13 @@ def finalize_extract(extract_id: int) -> Extract | None:
             quantity=1,
             idempotency_key=f"extract:{extract.pk}",
             occurred_at=extract.finished_at,
+        )
+        quotas.notify_if_crossed(
+            license_=extract.license,
+            meter=UsageMeter.RECORDS_DELIVERED,
+            before=delivered_before,
+            after=delivered_before + extract.rows_delivered,
+            cap=record_cap,
         )
     return extract
 

@@ -30,6 +30,7 @@ PUBLIC_ROUTES = {
     "api/v1/auth/users/confirm/",
     "api/v1/auth/creator-link/",  # the platform's signed link is the credential
     "api/v1/extract-files/<str:token>",  # the signed, short-lived token is the credential
+    "api/v1/webhooks/stripe/",  # Stripe's signature over the body is the credential
 }
 MISSING_ID = 987654321
 _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
