@@ -13,6 +13,8 @@ from licensing.models import (
     Extract,
     ExtractDownload,
     ExtractPart,
+    Invoice,
+    InvoiceLine,
     License,
     LicenseRequest,
     Offer,
@@ -349,4 +351,53 @@ class UsageRollupAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    fields = ["description", "meter", "quantity", "unit_price", "unit_size", "amount_minor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """Invoices are built from rollups or mirrored from Stripe, never edited by hand."""
+
+    list_display = [
+        "id",
+        "organization",
+        "license",
+        "source",
+        "period_start",
+        "status",
+        "total_minor",
+        "currency",
+    ]
+    list_filter = ["source", "status"]
+    inlines = [InvoiceLineInline]
+    readonly_fields = [
+        "organization",
+        "license",
+        "source",
+        "stripe_id",
+        "number",
+        "period_start",
+        "period_end",
+        "currency",
+        "subtotal_minor",
+        "total_minor",
+        "status",
+        "due_at",
+        "paid_at",
+        "payment_failed_at",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,9 +1,19 @@
 """Periodic Celery tasks run by beat (schedule in settings.CELERY_BEAT_SCHEDULE). Each is one
 conditional update in a service, so overlapping or repeated runs are harmless."""
 
+from datetime import timedelta
+
 from celery import shared_task
 
-from licensing.services import compliance, extracts, licenses, metering, requests
+from licensing.services import (
+    compliance,
+    extracts,
+    invoicing,
+    licenses,
+    metering,
+    requests,
+    stripe_metering,
+)
 
 
 @shared_task(name="licensing.expire_stale_requests")
@@ -29,3 +39,20 @@ def process_compliance_ledger() -> int:
 @shared_task(name="licensing.rollup_usage")
 def rollup_usage() -> int:
     return metering.rollup_usage()
+
+
+@shared_task(name="licensing.report_stripe_usage")
+def report_stripe_usage() -> int:
+    # Yesterday too: its last events are rolled up after midnight.
+    day = stripe_metering.today()
+    return sum(stripe_metering.report_usage(day=each) for each in (day - timedelta(days=1), day))
+
+
+@shared_task(name="licensing.build_local_invoices")
+def build_local_invoices() -> int:
+    return invoicing.build_local_invoices()
+
+
+@shared_task(name="licensing.enforce_dunning")
+def enforce_dunning() -> int:
+    return invoicing.enforce_dunning()

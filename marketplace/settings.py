@@ -190,6 +190,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("EXTRACT_REAPER_INTERVAL_SECONDS", default=30.0),
     },
     "rollup-usage": {"task": "licensing.rollup_usage", "schedule": 900.0},
+    # Overage to Stripe Billing Meters (does nothing without STRIPE_API_KEY).
+    "report-stripe-usage": {"task": "licensing.report_stripe_usage", "schedule": 3600.0},
+    # Local ledger only (a no-op with a Stripe key): last month's invoices, rebuilt until final.
+    "build-local-invoices": {"task": "licensing.build_local_invoices", "schedule": 3600.0},
+    "enforce-dunning": {"task": "licensing.enforce_dunning", "schedule": 3600.0},
 }
 # Results are kept only for tasks that ask (the extract chord joins its parts through them): on
 # Redis in the same server as the broker, on disk next to the embedded broker.
@@ -349,6 +354,8 @@ STRIPE_CHECKOUT_SUCCESS_URL = env.str(
 STRIPE_CHECKOUT_CANCEL_URL = env.str(
     "STRIPE_CHECKOUT_CANCEL_URL", default=f"{PUBLIC_BASE_URL}/billing/checkout/cancelled"
 )
+# Days a Stripe invoice may stay unpaid after a failed payment before its license is suspended.
+BILLING_DUNNING_GRACE_DAYS = env.int("BILLING_DUNNING_GRACE_DAYS", default=7)
 
 # Ingest routes (/api/v1/platform/...): larger bodies answer 413; split them into several requests.
 COMMONPLACE_INGEST_MAX_BYTES = env.int("COMMONPLACE_INGEST_MAX_BYTES", default=20 * 1024 * 1024)

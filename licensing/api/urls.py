@@ -9,6 +9,7 @@ from licensing.api import (
     views_compliance,
     views_extracts,
     views_files,
+    views_invoices,
     views_review,
     views_usage,
     views_webhooks,
@@ -24,6 +25,7 @@ org_router.register(
     basename="compliance-webhook",
 )
 org_router.register("usage", views_usage.UsageViewSet, basename="usage")
+org_router.register("invoices", views_invoices.InvoiceViewSet, basename="invoice")
 
 catalog_router = SimpleRouter(use_regex_path=False)
 catalog_router.register("datasets", views_catalog.DatasetViewSet, basename="dataset")

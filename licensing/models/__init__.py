@@ -3,8 +3,11 @@
 from licensing.models.billing import (
     CheckoutSession,
     CheckoutSessionStatus,
+    LicenseSubscription,
+    MeterReport,
     StripeCustomer,
     StripeEvent,
+    StripeMeter,
 )
 from licensing.models.compliance import (
     ComplianceCursor,
@@ -22,6 +25,13 @@ from licensing.models.extracts import (
     ExtractPart,
     ExtractState,
     PartState,
+)
+from licensing.models.invoices import (
+    FINAL_STATUSES,
+    Invoice,
+    InvoiceLine,
+    InvoiceSource,
+    InvoiceStatus,
 )
 from licensing.models.licenses import (
     License,
@@ -41,6 +51,7 @@ from licensing.models.requests import (
 from licensing.models.usage import UsageEvent, UsageMeter, UsageRollup
 
 __all__ = [
+    "FINAL_STATUSES",
     "OPEN_EXTRACT_STATES",
     "OPEN_STATES",
     "Canary",
@@ -55,11 +66,17 @@ __all__ = [
     "ExtractFormat",
     "ExtractPart",
     "ExtractState",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceSource",
+    "InvoiceStatus",
     "License",
     "LicenseGroupObjectPermission",
     "LicenseRequest",
     "LicenseState",
+    "LicenseSubscription",
     "LicenseUserObjectPermission",
+    "MeterReport",
     "NoticeItem",
     "NoticeReason",
     "Offer",
@@ -69,6 +86,7 @@ __all__ = [
     "ReviewDecision",
     "StripeCustomer",
     "StripeEvent",
+    "StripeMeter",
     "UsageEvent",
     "UsageMeter",
     "UsageRollup",

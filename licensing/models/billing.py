@@ -4,6 +4,7 @@ fees, and every webhook event received (stored before it is processed)."""
 from django.db import models
 
 from licensing.models.licenses import License
+from licensing.models.usage import UsageMeter
 from marketplace.models import Organization
 
 
@@ -69,3 +70,61 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"
+
+
+class StripeMeter(models.Model):
+    """The Stripe billing meter of one of our usage meters, created once (`ensure_meters`) and
+    shared by every customer: Stripe sums each customer's meter events per meter."""
+
+    meter = models.CharField(max_length=32, choices=UsageMeter.choices, unique=True)
+    stripe_id = models.CharField(max_length=255, unique=True)
+    event_name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_name} ({self.stripe_id})"
+
+
+class LicenseSubscription(models.Model):
+    """The Stripe subscription that bills one license's metered usage: one metered price per
+    billable meter, at the license's frozen unit prices. `prices` maps our meter to the price
+    id; `started_at` is Stripe's start, before which Stripe bills no usage."""
+
+    license = models.OneToOneField(
+        License, on_delete=models.PROTECT, related_name="stripe_subscription"
+    )
+    stripe_id = models.CharField(max_length=255, unique=True)
+    customer_id = models.CharField(max_length=255)
+    prices = models.JSONField(default=dict)
+    started_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} for license {self.license_id}"
+
+
+class MeterReport(models.Model):
+    """What was reported to Stripe for one license, meter and UTC day (an outbox row).
+
+    `reported_quantity` is the total Stripe has confirmed. Before a meter event is sent, the
+    total it brings the day to is written to `pending_total` and committed; the event's
+    identifier is derived from that total, so a crash between Stripe accepting the event and
+    the confirmation being stored resends the same identifier, which Stripe de-duplicates."""
+
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="meter_reports")
+    meter = models.CharField(max_length=32, choices=UsageMeter.choices)
+    day = models.DateField()
+    reported_quantity = models.PositiveBigIntegerField(default=0)
+    pending_total = models.PositiveBigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["day", "license_id", "meter"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "meter", "day"], name="meter_report_one_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter} {self.reported_quantity} on {self.day} (license {self.license_id})"

@@ -21,6 +21,7 @@ from licensing.models import (
     LicenseState,
     StripeEvent,
 )
+from licensing.services.invoicing import apply_stripe_invoice_event
 from licensing.services.licenses import activate_paid_license
 from marketplace.errors import Conflict
 from marketplace.services.actor import Actor
@@ -133,3 +134,19 @@ _HANDLERS: dict[str, Callable[[StripeEvent], str]] = {
     "checkout.session.async_payment_succeeded": _checkout_session_async_payment_succeeded,
     "checkout.session.expired": _checkout_session_expired,
 }
+
+
+def _invoice_event(event: StripeEvent) -> str:
+    return apply_stripe_invoice_event(event_type=event.type, payload=event.payload)
+
+
+# Invoices are mirrored locally; `payment_failed` starts dunning, `paid` ends it (invoicing.py).
+for _invoice_event_type in (
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+):
+    _HANDLERS[_invoice_event_type] = _invoice_event

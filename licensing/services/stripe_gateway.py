@@ -6,18 +6,36 @@ the SDK's automatic retries and our own repeated calls (a double click, a retrie
 object at Stripe, not two. Callers get plain values and our own exceptions, never SDK objects.
 
 Stripe keeps idempotency keys for 24 hours only; past that, the rows stored here (`StripeCustomer`,
-`CheckoutSession`) are what prevents duplicates.
+`CheckoutSession`, `StripeMeter`, `LicenseSubscription`) are what prevents duplicates, and for
+meter events the `identifier`, which Stripe de-duplicates.
+
+Metered prices, in Stripe's units: records are reported one by one at
+`price_per_1000_records / 1000` minor units each; bytes are reported as bytes at
+`price_per_gb / 10^9` minor units each. Stripe takes `unit_amount_decimal` with at most 12
+decimal places, which holds the record price exactly (6 + 3 places) and the byte price exactly
+whenever `price_per_gb` has at most 3 decimal places; a finer price is refused rather than
+rounded. Stripe rounds each invoice line once, as licensing/money.py does (Stripe half up,
+ours half even: the two can differ by one minor unit on an exact half).
 """
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import stripe
 from django.conf import settings
 
-from licensing.models import CheckoutSession, License, StripeCustomer
+from licensing.models import (
+    CheckoutSession,
+    License,
+    LicenseSubscription,
+    StripeCustomer,
+    StripeMeter,
+    UsageMeter,
+)
+from licensing.money import BYTES_PER_GB
 from marketplace.errors import Conflict, DomainError
 from marketplace.models import Organization
 
@@ -175,6 +193,205 @@ def construct_event(payload: bytes, signature_header: str) -> VerifiedEvent:
     except ValueError as error:
         raise WebhookRejected("invalid_payload", "The body is not a Stripe event.") from error
     return VerifiedEvent(id=event.id, type=event.type, payload=json.loads(payload))
+
+
+# --- Billing meters and metered subscriptions ---------------------------------------------------
+
+# Our meters that are billed as overage, and the event name of each one's Stripe meter.
+BILLABLE_METERS: dict[str, str] = {
+    UsageMeter.RECORDS_DELIVERED: "commonplace_records_delivered",
+    UsageMeter.BYTES_DOWNLOADED: "commonplace_bytes_downloaded",
+}
+STRIPE_UNIT_AMOUNT_PLACES = 12  # Stripe's limit for unit_amount_decimal
+
+
+def metered_unit_amount(license_: License, meter: str) -> Decimal:
+    """The price of one reported unit of `meter` (a record, a byte) in minor units, exactly;
+    Conflict if Stripe cannot hold it (more than 12 decimal places)."""
+    if meter == UsageMeter.RECORDS_DELIVERED:
+        unit = Decimal(license_.price_per_1000_records) / 1000
+    elif meter == UsageMeter.BYTES_DOWNLOADED:
+        unit = Decimal(license_.price_per_gb) / BYTES_PER_GB
+    else:
+        raise ValueError(f"{meter!r} is not billed through Stripe.")
+    exponent = unit.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > STRIPE_UNIT_AMOUNT_PLACES:
+        raise Conflict(
+            f"License {license_.pk}: the {meter} unit price {unit} has more than "
+            f"{STRIPE_UNIT_AMOUNT_PLACES} decimal places, which Stripe cannot bill exactly.",
+            code="price_not_representable",
+        )
+    return unit
+
+
+def ensure_meters() -> dict[str, str]:
+    """The Stripe meter id of every billable meter, created the first time and stored. Safe to
+    run twice: the idempotency key (24 hours) and, past it, Stripe's one active meter per event
+    name (found again by listing) keep one meter per event name."""
+    known = dict(StripeMeter.objects.values_list("meter", "stripe_id"))
+    for meter, event_name in BILLABLE_METERS.items():
+        if meter in known:
+            continue
+        stripe_id = _create_or_find_meter(meter, event_name)
+        row, _ = StripeMeter.objects.get_or_create(
+            meter=meter, defaults={"stripe_id": stripe_id, "event_name": event_name}
+        )
+        known[meter] = row.stripe_id
+    return known
+
+
+def _create_or_find_meter(meter: str, event_name: str) -> str:
+    stripe_client = client()
+    try:
+        created = stripe_client.v1.billing.meters.create(
+            params={
+                "display_name": UsageMeter(meter).label,
+                "event_name": event_name,
+                "default_aggregation": {"formula": "sum"},
+                "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+                "value_settings": {"event_payload_key": "value"},
+            },
+            options={"idempotency_key": f"meter:{event_name}"},
+        )
+        return created.id
+    except stripe.InvalidRequestError as error:
+        if error.param != "event_name":
+            raise _unavailable(error) from error
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    # Created earlier but never stored, beyond the idempotency window: it is the active one.
+    try:
+        for existing in stripe_client.v1.billing.meters.list(
+            params={"status": "active", "limit": 100}
+        ).auto_paging_iter():
+            if existing.event_name == event_name:
+                return existing.id
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    raise PaymentProviderUnavailable(f"Stripe refused meter {event_name} but does not list it.")
+
+
+def ensure_license_subscription(license_: License) -> LicenseSubscription:
+    """The subscription billing a license's metered usage: the organization's customer, a
+    product for the license and one metered price per billable meter at the license's frozen
+    unit prices; created the first time and stored. Safe to run twice, also concurrently: every
+    write's idempotency key is derived from the license id, and the one-to-one row keeps one."""
+    existing = LicenseSubscription.objects.filter(license=license_).first()
+    if existing is not None:
+        return existing
+    customer_id = ensure_customer(license_.organization)
+    meters = ensure_meters()
+    currency = license_.currency.lower()
+    stripe_client = client()
+    try:
+        product = stripe_client.v1.products.create(
+            params={
+                "name": f"License {license_.pk}: {license_.dataset.title}",
+                "metadata": {"license_id": str(license_.pk)},
+            },
+            options={"idempotency_key": f"license-product:{license_.pk}"},
+        )
+        prices: dict[str, str] = {}
+        for meter in BILLABLE_METERS:
+            price = stripe_client.v1.prices.create(
+                params={
+                    "currency": currency,
+                    "product": product.id,
+                    # A string: the SDK sends a Decimal as str(), which is 1E-7 for 10^-7.
+                    "unit_amount_decimal": format(  # type: ignore[typeddict-item]
+                        metered_unit_amount(license_, meter), "f"
+                    ),
+                    "recurring": {
+                        "interval": "month",
+                        "usage_type": "metered",
+                        "meter": meters[meter],
+                    },
+                    "metadata": {"license_id": str(license_.pk), "meter": meter},
+                },
+                options={"idempotency_key": f"license-price:{license_.pk}:{meter}"},
+            )
+            prices[meter] = price.id
+        subscription = stripe_client.v1.subscriptions.create(
+            params={
+                "customer": customer_id,
+                "items": [{"price": price_id} for price_id in prices.values()],
+                "metadata": {"license_id": str(license_.pk)},
+            },
+            options={"idempotency_key": f"license-subscription:{license_.pk}"},
+        )
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    row, _ = LicenseSubscription.objects.get_or_create(
+        license=license_,
+        defaults={
+            "stripe_id": subscription.id,
+            "customer_id": customer_id,
+            "prices": prices,
+            "started_at": datetime.fromtimestamp(subscription.start_date, tz=UTC),
+        },
+    )
+    return row
+
+
+def report_meter_event(
+    *, meter: str, customer_id: str, quantity: int, timestamp: datetime, identifier: str
+) -> bool:
+    """Send one meter event; True if Stripe counted it now, False if Stripe already had an
+    event with this identifier (it counted the first one and never counts a second). Safe to
+    run twice: the idempotency key and the identifier are both derived from `identifier`."""
+    try:
+        client().v1.billing.meter_events.create(
+            params={
+                "event_name": BILLABLE_METERS[meter],
+                "identifier": identifier,
+                "timestamp": int(timestamp.timestamp()),
+                "payload": {"stripe_customer_id": customer_id, "value": str(quantity)},
+            },
+            options={"idempotency_key": f"meter-event:{identifier}"},
+        )
+    except stripe.InvalidRequestError as error:
+        if error.http_status == 400 and error.param == "identifier":
+            return False
+        raise _unavailable(error) from error
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    return True
+
+
+def meter_event_totals(
+    *, meter: str, customer_id: str, date_from: date, date_to: date
+) -> dict[date, Decimal]:
+    """Stripe's sum of a customer's meter events per UTC day, `date_from` to `date_to`
+    inclusive (days with none are absent)."""
+    meter_id = ensure_meters()[meter]
+    totals: dict[date, Decimal] = {}
+    start = date_from
+    while start <= date_to:
+        end = min(date_to, start + timedelta(days=99))  # one page of daily summaries
+        days = (end - start).days + 1
+        try:
+            page = client().v1.billing.meters.event_summaries.list(
+                meter_id,
+                params={
+                    "customer": customer_id,
+                    "start_time": _midnight(start),
+                    "end_time": _midnight(end + timedelta(days=1)),
+                    "value_grouping_window": "day",
+                    "limit": days,
+                },
+            )
+        except stripe.StripeError as error:
+            raise _unavailable(error) from error
+        for summary in page.data:
+            value = Decimal(str(summary.aggregated_value))
+            if value:
+                totals[datetime.fromtimestamp(summary.start_time, tz=UTC).date()] = value
+        start = end + timedelta(days=1)
+    return totals
+
+
+def _midnight(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def _unavailable(error: stripe.StripeError) -> PaymentProviderUnavailable:

@@ -16,7 +16,14 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from licensing.models import ComplianceWebhook, DeletionNotice, Extract, License, UsageRollup
+from licensing.models import (
+    ComplianceWebhook,
+    DeletionNotice,
+    Extract,
+    Invoice,
+    License,
+    UsageRollup,
+)
 from marketplace.api.tenancy import OperatorViewSet, OrganizationScopedViewSet
 from marketplace.models import Organization
 from marketplace.services.actor import Actor
@@ -180,6 +187,10 @@ def two_tenants(make_tenant: Any) -> tuple[Tenant, Tenant]:
     UsageRollup.objects.create(
         organization=tenant_a.organization, license=license_, meter="extract_runs",
         day=timezone.now().date(), quantity=1, events=1,
+    )  # fmt: skip
+    Invoice.objects.create(
+        organization=tenant_a.organization, license=license_, source="local", currency="USD",
+        period_start=timezone.now().date(), period_end=timezone.now().date(),
     )  # fmt: skip
     return tenant_a, tenant_b
 
