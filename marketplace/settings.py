@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, so it sees the organization the API resolved (licensing/middleware.py).
+    "licensing.middleware.ApiRequestMeteringMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"

@@ -388,3 +388,32 @@ def test_the_beat_task_rolls_up(vendor: Any) -> None:
     )  # fmt: skip
     assert schedules.rollup_usage() == 1
     assert metering.usage_for(vendor.organization, DAY, DAY).get().quantity == 1
+
+
+# --- API requests ------------------------------------------------------------------------------
+
+
+def api_requests_of(organization: Any) -> int:
+    from licensing.models import UsageEvent
+
+    return UsageEvent.objects.filter(organization=organization, meter="api_requests").count()
+
+
+def test_every_answered_api_request_of_an_organization_is_metered_once(
+    vendor: Any, other_vendor: Any, anonymous_client: Any
+) -> None:
+    url = f"/api/v1/orgs/{vendor.organization.slug}/licenses/"
+    # With its key, twice, even when the client repeats its own request id
+    for _ in range(2):
+        assert vendor.key_client.get(url, HTTP_X_REQUEST_ID="same-id").status_code == 200
+    assert api_requests_of(vendor.organization) == 2
+    # By a member signed in with a session
+    assert vendor.admin_client.get(url).status_code == 200
+    assert api_requests_of(vendor.organization) == 3
+    # Not for an outsider's 404 on that organization's URL, nor for anonymous callers
+    assert other_vendor.admin_client.get(url).status_code == 404
+    assert anonymous_client.get(url).status_code == 401
+    assert api_requests_of(vendor.organization) == 3
+    # The outsider's key counts against its own organization
+    assert other_vendor.key_client.get(url).status_code == 404
+    assert api_requests_of(other_vendor.organization) == 1
