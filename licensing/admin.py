@@ -230,7 +230,6 @@ class ExtractAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     ]
-    exclude = ["manifest_signature"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -22,7 +22,7 @@ class ApiRequestMeteringMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if request.path.startswith("/api/v1/") and response.status_code < 500:
-            organization = _organization_of(request, response)
+            organization = _organization_of(request)
             if organization is not None:
                 try:
                     # A server-made key: a client's own request id must not let it dodge a count.
@@ -37,14 +37,10 @@ class ApiRequestMeteringMiddleware:
         return response
 
 
-def _organization_of(request: HttpRequest, response: HttpResponse) -> Organization | None:
+def _organization_of(request: HttpRequest) -> Organization | None:
+    # Set by the tenancy base once it admitted the caller to an `/orgs/{org}/` route.
+    acting: Organization | None = getattr(request, "acting_organization", None)
+    if acting is not None:
+        return acting
     auth = getattr(request, "auth", None)  # DRF copies its authenticator's result here
-    if isinstance(auth, ApiKey):
-        return auth.organization
-    user = getattr(request, "user", None)
-    match = request.resolver_match
-    slug = match.kwargs.get("org") if match else None
-    if slug and user is not None and user.is_authenticated and response.status_code != 404:
-        # The tenancy base answered 404 to non-members, so a member made this request.
-        return Organization.objects.filter(slug=slug).first()
-    return None
+    return auth.organization if isinstance(auth, ApiKey) else None

@@ -43,7 +43,6 @@ class Extract(models.Model):
     bytes_delivered = models.PositiveBigIntegerField(default=0)
     parts_total = models.PositiveIntegerField(default=0)
     manifest = models.JSONField(null=True, blank=True)
-    manifest_signature = models.CharField(max_length=128, blank=True)
     # Set when a post in the extract must be deleted (docs/COMPLIANCE.md): its files are removed
     # from storage so no stored file keeps serving a withdrawn post.
     withdrawn_at = models.DateTimeField(null=True, blank=True)
@@ -72,10 +71,6 @@ class Extract(models.Model):
     @property
     def storage_prefix(self) -> str:
         return f"extracts/license-{self.license_id}/extract-{self.pk}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_EXTRACT_STATES
 
 
 class PartState(models.TextChoices):

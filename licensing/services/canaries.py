@@ -89,6 +89,11 @@ def _hex(seed: bytes) -> str:
     return seed.hex()[:PSEUDONYM_HEX_LENGTH]
 
 
+def canary_post_pseudonym(extract: Extract, index: int) -> str:
+    """The post id canary `index` of `extract` carries (its `post_id` field)."""
+    return _hex(_seed(extract.license.pseudonym_key, extract, index, "post"))
+
+
 def canary_record(extract: Extract, index: int, fields: list[str]) -> dict[str, Any]:
     """Canary `index` of `extract`, shaped for the license's `fields` (deterministic)."""
     license_ = extract.license
@@ -103,7 +108,7 @@ def canary_record(extract: Extract, index: int, fields: list[str]) -> dict[str, 
     hashtags = list(scope.hashtags_all) or ([scope.hashtags_any[0]] if scope.hashtags_any else [])
     text = " ".join(words) + "".join(f" #{tag}" for tag in hashtags)
     full = {
-        "post_id": _hex(_seed(key, extract, index, "post")),
+        "post_id": canary_post_pseudonym(extract, index),
         "created_at": created_at.replace(microsecond=0).isoformat(),
         "text": text[0].upper() + text[1:],
         "lang": scope.languages[0] if scope.languages else "en",

@@ -28,6 +28,7 @@ from licensing.models import (
 )
 from licensing.services.delivery import Pseudonymizer
 from licensing.services.delivery_record import extracts_holding
+from licensing.services.file_delivery import extract_storage
 from marketplace.consent.eligibility import eligible_posts
 from marketplace.consent.scope import Scope
 from marketplace.errors import Conflict, InvalidInput, NotAllowed
@@ -246,8 +247,6 @@ def _insert_items(rows: Iterable[tuple[int, int, int, str, str]]) -> int:
 def withdraw_extracts(extract_ids: Iterable[int], *, now: datetime) -> None:
     """Mark extracts withdrawn and delete their files (after commit: storage is not
     transactional), so no stored file keeps serving a post that must be deleted."""
-    from licensing.services.extracts import extract_storage  # extracts imports this module
-
     to_withdraw = list(Extract.objects.filter(pk__in=list(extract_ids), withdrawn_at__isnull=True))
     if not to_withdraw:
         return

@@ -10,6 +10,7 @@ from licensing.models.extracts import Extract, ExtractDownload, ExtractPart, Ext
 from licensing.models.usage import UsageMeter
 from licensing.services import quotas
 from licensing.services.extracts import MANIFEST_NAME, ensure_deliverable
+from licensing.services.file_delivery import extract_storage
 from licensing.services.metering import record_usage
 from marketplace.errors import Conflict, NotFound
 from marketplace.services.actor import Actor
@@ -73,8 +74,6 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
             )
         storage_name = f"{extract.storage_prefix}/{file_name}"
         if size is None:
-            from licensing.services.extracts import extract_storage
-
             size = extract_storage().size(storage_name)
         used_before, download_cap = quotas.ensure_download_fits(
             license_, file_name=file_name, size=size

@@ -77,16 +77,6 @@ def code_version() -> str:
 # --- Starting, cancelling, progress ------------------------------------------------------------
 
 
-def delivered_rows(license_: License) -> int:
-    """Rows already delivered under the license (ready extracts): they count against its cap."""
-    delivered, _ = quotas.record_cap_usage(license_)
-    return delivered
-
-
-def remaining_allowance(license_: License) -> int:
-    return max(0, license_.record_cap - delivered_rows(license_))
-
-
 def ensure_deliverable(license_: License, *, now: datetime | None = None) -> None:
     """Raise unless the license is active, inside its term, and has no overdue deletion
     notice."""
@@ -366,7 +356,7 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
                 while planted and (position is None or planted[0][0] <= position):
                     _, index = planted.pop(0)
                     canary = canaries.canary_record(extract, index, fields)
-                    pseudonym = canaries.canary_record(extract, index, ["post_id"])["post_id"]
+                    pseudonym = canaries.canary_post_pseudonym(extract, index)
                     pseudonym_digest.update(pseudonym.encode() + b"\n")
                     batch.append(canary)
                     written_canaries.append(index)
@@ -579,7 +569,6 @@ def finalize_extract(extract_id: int) -> Extract | None:
         # Read before this extract is ready, so it counts only the others.
         delivered_before, record_cap = quotas.record_cap_usage(extract.license)
         extract.manifest = document
-        extract.manifest_signature = signature
         extract.rows_delivered = sum(part.rows_done for part in parts)  # billable: no canaries
         extract.bytes_delivered = sum(part.bytes for part in parts)
         extract.state = ExtractState.READY

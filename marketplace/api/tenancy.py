@@ -81,6 +81,9 @@ class OrganizationScopedViewSet(_SealedQuerysetMixin, viewsets.GenericViewSet):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication first: anonymous gets 401
         self.organization, self.membership = self._resolve_organization(request)
+        # Outside DRF (middleware such as API-request metering) the organization this request
+        # acts for is known from here on, without resolving it again.
+        request._request.acting_organization = self.organization  # type: ignore[attr-defined]
         self._check_access(request)
 
     def _resolve_organization(self, request: Request) -> tuple[Organization, Membership | None]:

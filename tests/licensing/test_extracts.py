@@ -22,7 +22,7 @@ from tests.licensing.extract_helpers import (
     licensed,
     run_inline,
 )
-from tests.licensing.extract_oracle import expected_ids
+from tests.licensing.eligibility_oracle import expected_ids
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,6 @@ pseudonyms, so they are mapped back by pseudonymizing every candidate post.
 
 import random
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,24 +20,18 @@ from django.utils import timezone
 
 from licensing.services.delivery import Pseudonymizer
 from licensing.services.preview import SAMPLE_SIZE, preview_dataset
-from marketplace.consent.eligibility import AuthorState, PostState, is_eligible, is_withheld_in
-from marketplace.consent.ledger import ON, Signal, fold
 from marketplace.consent.redaction import mentioned_handles
 from marketplace.consent.scope import Scope
 from marketplace.corpus.generator import HASHTAGS, CorpusSpec
 from marketplace.models import (
     ConsentBasis,
     ConsentPurpose,
-    Creator,
-    Dataset,
-    LedgerEntry,
-    Post,
     PostKind,
-    SubjectKind,
 )
 from marketplace.services.synthetic_corpus import load_into_database
 from tests.factories import OrganizationFactory
 from tests.factories_licensing import OfferFactory
+from tests.licensing.eligibility_oracle import Oracle, ledger_oracle
 
 pytestmark = pytest.mark.django_db
 
@@ -57,105 +50,6 @@ LANGUAGES = ["en", "es", "ja", "pt", "fr", "de", "und"]
 KEYWORDS = ["the", "DATA", "Coffee", "music", "lol", "zzz"]
 COUNTRIES = ["GB", "DE", "FR", "IN", "TR", "RU", ""]
 QUERIES = 30
-
-
-@dataclass(frozen=True)
-class Oracle:
-    """The state of every post and author folded from the ledger at `as_of`."""
-
-    posts: dict[int, tuple[PostState, AuthorState, int]]  # id -> (post, author, author id)
-    authors: dict[int, tuple[AuthorState, str]]  # id -> (state, handle)
-
-    def eligible(
-        self,
-        dataset: Dataset,
-        scope: Scope,
-        purposes: list[str],
-        country: str | None,
-        as_of: datetime,
-    ) -> set[int]:
-        base = Scope.from_dict(dataset.base_scope)
-        return {
-            platform_id
-            for platform_id, (post, author, _author_id) in self.posts.items()
-            if is_eligible(
-                post,
-                author,
-                consent_basis=dataset.consent_basis,
-                scope=scope,
-                purposes=purposes,
-                licensee_country=country,
-                as_of=as_of,
-                base_scope=base,
-            )
-        }
-
-    def public_handles(self, country: str | None) -> set[str]:
-        return {
-            handle.lower()
-            for author, handle in self.authors.values()
-            if not (author.is_deleted or author.is_suspended or author.is_protected)
-            and not is_withheld_in(author.withheld_countries, country)
-        }
-
-
-def _oracle(as_of: datetime) -> Oracle:
-    entries = LedgerEntry.objects.values_list(
-        "subject_kind", "subject_platform_id", "family", "event_at", "value"
-    )
-    folded = fold((Signal(*entry) for entry in entries), as_of=as_of)
-
-    def value(kind: str, platform_id: int, family: str, default: str) -> str:
-        winner = folded.get((kind, platform_id, family))
-        return winner.value if winner is not None else default
-
-    def flag(kind: str, platform_id: int, family: str) -> bool:
-        return value(kind, platform_id, family, "off") == ON
-
-    user = SubjectKind.USER
-    authors = {
-        platform_id: (
-            AuthorState(
-                is_deleted=flag(user, platform_id, "user_delete"),
-                is_suspended=flag(user, platform_id, "user_suspend"),
-                is_protected=flag(user, platform_id, "user_protect"),
-                withheld_countries=value(user, platform_id, "user_withheld", ""),
-                consent={
-                    purpose: value(user, platform_id, f"consent_{purpose}", "")
-                    for purpose in ConsentPurpose.values
-                },
-            ),
-            handle,
-        )
-        for platform_id, handle in Creator.objects.values_list("platform_id", "handle")
-    }
-    post = SubjectKind.POST
-    posts = {}
-    for row in Post.objects.values(
-        "platform_id",
-        "created_at",
-        "kind",
-        "lang",
-        "hashtags",
-        "text",
-        "possibly_sensitive",
-        "author__platform_id",
-    ):
-        platform_id = row["platform_id"]
-        state = PostState(
-            created_at=row["created_at"],
-            kind=row["kind"],
-            lang=row["lang"],
-            hashtags=tuple(tag for tag in row["hashtags"].split("|") if tag),
-            text=row["text"],
-            possibly_sensitive=row["possibly_sensitive"],
-            is_deleted=flag(post, platform_id, "post_delete"),
-            is_dropped=flag(post, platform_id, "post_drop"),
-            withheld_countries=value(post, platform_id, "post_withheld", ""),
-        )
-        author_id = row["author__platform_id"]
-        posts[platform_id] = (state, authors[author_id][0], author_id)
-    return Oracle(posts=posts, authors=authors)
 
 
 def _some(rng: random.Random, choices: list[str], chance: float) -> list[str] | None:
@@ -216,7 +110,7 @@ def test_the_preview_shows_only_eligible_records_and_counts_them_all() -> None:
     ]
     organizations = {country: OrganizationFactory(country=country) for country in COUNTRIES}
     as_of = timezone.now()
-    oracle = _oracle(as_of)
+    oracle = ledger_oracle(as_of)
     _assert_the_corpus_has_every_kind_of_ineligible_post(oracle)
     # Pseudonyms back to platform ids, per dataset (the preview key depends on the slug).
     unmask = {
