@@ -21,8 +21,8 @@ from licensing.services.delivery import Pseudonymizer
 from licensing.services.delivery_record import decode_ids
 from marketplace.celery import app as celery_app
 from marketplace.services.actor import Actor
-from tests.licensing.extract_helpers import delivered_records, generated_offer, licensed
 from tests.licensing.eligibility_oracle import expected_ids
+from tests.licensing.extract_helpers import delivered_records, generated_offer, licensed
 from tests.test_celery_worker import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

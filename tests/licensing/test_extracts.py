@@ -14,6 +14,7 @@ from licensing.services.delivery import Pseudonymizer
 from licensing.services.delivery_record import decode_ids, encode_ids, extracts_holding
 from marketplace.errors import Conflict
 from marketplace.services.actor import Actor
+from tests.licensing.eligibility_oracle import expected_ids
 from tests.licensing.extract_helpers import (
     canary_pseudonyms,
     delivered_records,
@@ -22,7 +23,6 @@ from tests.licensing.extract_helpers import (
     licensed,
     run_inline,
 )
-from tests.licensing.eligibility_oracle import expected_ids
 
 pytestmark = pytest.mark.django_db
 
