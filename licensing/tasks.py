@@ -16,7 +16,9 @@ from licensing.services import (
     extracts,
     notifications,
     quotas,
+    stripe_metering,
 )
+from licensing.services.stripe_gateway import PaymentProviderUnavailable
 
 
 @shared_task(
@@ -117,3 +119,14 @@ def send_quota_alert(alert_id: int) -> int:
 )
 def process_stripe_event(event_id: str) -> bool:
     return billing_events.process_stripe_event(stripe_event_id=event_id)
+
+
+@shared_task(
+    name="licensing.open_metered_billing",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError, PaymentProviderUnavailable),
+    retry_backoff=True,
+    max_retries=8,
+)
+def open_metered_billing(license_id: int) -> bool:
+    return stripe_metering.open_metered_billing(license_id=license_id)

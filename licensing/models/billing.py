@@ -73,13 +73,23 @@ class StripeEvent(models.Model):
 
 
 class StripeMeter(models.Model):
-    """The Stripe billing meter of one of our usage meters, created once (`ensure_meters`) and
-    shared by every customer: Stripe sums each customer's meter events per meter."""
+    """The Stripe billing meter of one license's usage meter, created with its subscription
+    (`ensure_license_meters`). A meter per license, not one shared by all: Stripe sums a meter's
+    events per customer, so two licenses of one organization on a shared meter would each bill
+    the other's usage too."""
 
-    meter = models.CharField(max_length=32, choices=UsageMeter.choices, unique=True)
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="stripe_meters")
+    meter = models.CharField(max_length=32, choices=UsageMeter.choices)
     stripe_id = models.CharField(max_length=255, unique=True)
     event_name = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license", "meter"], name="stripe_meter_one_per_license"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_name} ({self.stripe_id})"

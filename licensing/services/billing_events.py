@@ -113,6 +113,11 @@ def _activate_for_session(event: StripeEvent, session: dict[str, Any]) -> str:
         activate_paid_license(actor=actor, license_=license_)
     except Conflict as conflict:
         return f"License {license_.pk} not activated: {conflict.detail}"
+    from licensing import tasks  # the tasks module imports this one
+
+    # Stripe bills no usage from before a subscription starts: open it with the term.
+    license_id = license_.pk
+    transaction.on_commit(lambda: tasks.open_metered_billing.delay(license_id))
     record_audit_event(
         actor=actor,
         action="license.fee_paid_stripe",

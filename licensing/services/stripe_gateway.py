@@ -224,19 +224,26 @@ def metered_unit_amount(license_: License, meter: str) -> Decimal:
     return unit
 
 
-def ensure_meters() -> dict[str, str]:
-    """The Stripe meter id of every billable meter, created the first time and stored. Safe to
-    run twice: the idempotency key (24 hours) and, past it, Stripe's one active meter per event
-    name (found again by listing) keep one meter per event name."""
-    known = dict(StripeMeter.objects.values_list("meter", "stripe_id"))
-    for meter, event_name in BILLABLE_METERS.items():
+def meter_event_name(license_: License, meter: str) -> str:
+    """The event name of a license's own Stripe meter for `meter`."""
+    return f"{BILLABLE_METERS[meter]}_license_{license_.pk}"
+
+
+def ensure_license_meters(license_: License) -> dict[str, StripeMeter]:
+    """The license's own Stripe meter of every billable meter, created the first time and
+    stored. Safe to run twice: the idempotency key (24 hours) and, past it, Stripe's one active
+    meter per event name (found again by listing) keep one meter per event name."""
+    known = {row.meter: row for row in StripeMeter.objects.filter(license=license_)}
+    for meter in BILLABLE_METERS:
         if meter in known:
             continue
+        event_name = meter_event_name(license_, meter)
         stripe_id = _create_or_find_meter(meter, event_name)
-        row, _ = StripeMeter.objects.get_or_create(
-            meter=meter, defaults={"stripe_id": stripe_id, "event_name": event_name}
+        known[meter], _ = StripeMeter.objects.get_or_create(
+            license=license_,
+            meter=meter,
+            defaults={"stripe_id": stripe_id, "event_name": event_name},
         )
-        known[meter] = row.stripe_id
     return known
 
 
@@ -245,7 +252,7 @@ def _create_or_find_meter(meter: str, event_name: str) -> str:
     try:
         created = stripe_client.v1.billing.meters.create(
             params={
-                "display_name": UsageMeter(meter).label,
+                "display_name": f"{UsageMeter(meter).label} ({event_name})",
                 "event_name": event_name,
                 "default_aggregation": {"formula": "sum"},
                 "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
@@ -280,7 +287,7 @@ def ensure_license_subscription(license_: License) -> LicenseSubscription:
     if existing is not None:
         return existing
     customer_id = ensure_customer(license_.organization)
-    meters = ensure_meters()
+    meters = ensure_license_meters(license_)
     currency = license_.currency.lower()
     stripe_client = client()
     try:
@@ -304,7 +311,7 @@ def ensure_license_subscription(license_: License) -> LicenseSubscription:
                     "recurring": {
                         "interval": "month",
                         "usage_type": "metered",
-                        "meter": meters[meter],
+                        "meter": meters[meter].stripe_id,
                     },
                     "metadata": {"license_id": str(license_.pk), "meter": meter},
                 },
@@ -334,7 +341,7 @@ def ensure_license_subscription(license_: License) -> LicenseSubscription:
 
 
 def report_meter_event(
-    *, meter: str, customer_id: str, quantity: int, timestamp: datetime, identifier: str
+    *, event_name: str, customer_id: str, quantity: int, timestamp: datetime, identifier: str
 ) -> bool:
     """Send one meter event; True if Stripe counted it now, False if Stripe already had an
     event with this identifier (it counted the first one and never counts a second). Safe to
@@ -342,7 +349,7 @@ def report_meter_event(
     try:
         client().v1.billing.meter_events.create(
             params={
-                "event_name": BILLABLE_METERS[meter],
+                "event_name": event_name,
                 "identifier": identifier,
                 "timestamp": int(timestamp.timestamp()),
                 "payload": {"stripe_customer_id": customer_id, "value": str(quantity)},
@@ -359,11 +366,10 @@ def report_meter_event(
 
 
 def meter_event_totals(
-    *, meter: str, customer_id: str, date_from: date, date_to: date
+    *, meter_id: str, customer_id: str, date_from: date, date_to: date
 ) -> dict[date, Decimal]:
-    """Stripe's sum of a customer's meter events per UTC day, `date_from` to `date_to`
+    """Stripe's sum of a customer's events on one meter per UTC day, `date_from` to `date_to`
     inclusive (days with none are absent)."""
-    meter_id = ensure_meters()[meter]
     totals: dict[date, Decimal] = {}
     start = date_from
     while start <= date_to:

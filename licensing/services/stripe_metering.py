@@ -7,6 +7,11 @@ records are `max(0, through_day - included) - max(0, through_previous_day - incl
 days add up to exactly `max(0, total - included)`. Usage events are append-only, so a day's
 billable quantity only ever grows, also when late events land on an earlier day.
 
+Where it is reported: each license has its own Stripe meters and its own subscription on the
+organization's customer (created when the license is activated, `open_metered_billing`), since
+Stripe sums a meter's events per customer and bills that sum on every subscription item priced
+on the meter: with shared meters, two licenses of one organization would bill each other's usage.
+
 How it is reported: Stripe sums meter events and drops a second event with an identifier it has
 seen. A `MeterReport` per license, meter and day holds the total Stripe has confirmed; a run
 reports only the difference to the current billable quantity, as one event whose identifier is
@@ -28,8 +33,9 @@ from django.db.models import Q, QuerySet, Sum
 from licensing.models import (
     License,
     LicenseState,
+    LicenseSubscription,
     MeterReport,
-    StripeCustomer,
+    StripeMeter,
     UsageMeter,
     UsageRollup,
 )
@@ -45,12 +51,13 @@ BillableKey = tuple[int, str, date]  # (license id, meter, day)
 
 @dataclass(frozen=True)
 class Difference:
-    """One organization's meter on one day where Stripe's sum is not our billable quantity.
+    """One license's meter on one day where Stripe's sum is not our billable quantity.
     `reported` is what our MeterReport rows say Stripe confirmed: equal to `local` but not to
     `stripe` points at Stripe (or at someone else sending events); equal to `stripe` but not
     to `local` means usage not reported yet."""
 
     day: date
+    license_id: int
     organization_id: int
     customer_id: str
     meter: str
@@ -162,6 +169,7 @@ def _report(license_: License, meter: str, day: date, quantity: int) -> int:
         total = report.pending_total
         delta = total - report.reported_quantity
     subscription = stripe_gateway.ensure_license_subscription(license_)
+    stripe_meter = stripe_gateway.ensure_license_meters(license_)[meter]
     # Stripe bills no usage from before the subscription started: on its first day, stamp the
     # event at its start, still inside the day so daily summaries match the rollups.
     start_of_day = datetime.combine(day, time.min, tzinfo=UTC)
@@ -169,7 +177,7 @@ def _report(license_: License, meter: str, day: date, quantity: int) -> int:
         max(start_of_day, subscription.started_at), start_of_day + timedelta(hours=23, minutes=59)
     )
     is_new = stripe_gateway.report_meter_event(
-        meter=meter,
+        event_name=stripe_meter.event_name,
         customer_id=subscription.customer_id,
         quantity=delta,
         timestamp=timestamp,
@@ -189,45 +197,48 @@ def _report(license_: License, meter: str, day: date, quantity: int) -> int:
 
 
 def reconcile(date_from: date, date_to: date) -> list[Difference]:
-    """Compare, per organization (Stripe customer), billable meter and UTC day from `date_from`
-    to `date_to` inclusive, our billable quantity with Stripe's sum of meter events; return
-    every day where they differ. Reads only; safe to run any time."""
-    licenses = list(billable_licenses().select_related("organization"))
-    local: dict[tuple[int, str, date], int] = defaultdict(int)
-    organization_of = {license_.pk: license_.organization_id for license_ in licenses}
-    for (license_id, meter, day), quantity in billable_quantities(
-        licenses, date_from=date_from, date_to=date_to
-    ).items():
-        local[(organization_of[license_id], meter, day)] += quantity
-    reported: dict[tuple[int, str, date], int] = defaultdict(int)
-    for organization_id, meter, day, quantity in MeterReport.objects.filter(
+    """Compare, per license, billable meter and UTC day from `date_from` to `date_to` inclusive,
+    our billable quantity with Stripe's sum of the license's meter events; return every day
+    where they differ. Reads only; safe to run any time."""
+    licenses = {
+        license_.pk: license_ for license_ in billable_licenses().select_related("organization")
+    }
+    local = billable_quantities(licenses.values(), date_from=date_from, date_to=date_to)
+    reported: dict[BillableKey, int] = {}
+    for license_id, meter, day, quantity in MeterReport.objects.filter(
         day__gte=date_from, day__lte=date_to
-    ).values_list("license__organization_id", "meter", "day", "reported_quantity"):
-        reported[(organization_id, meter, day)] += quantity
-    organizations = set(organization_of.values()) | {key[0] for key in reported}
-    customers = dict(
-        StripeCustomer.objects.filter(organization_id__in=organizations).values_list(
-            "organization_id", "stripe_id"
+    ).values_list("license_id", "meter", "day", "reported_quantity"):
+        reported[(license_id, meter, day)] = quantity
+    license_ids = set(licenses) | {key[0] for key in reported}
+    organization_of = dict(
+        License.objects.filter(pk__in=license_ids).values_list("pk", "organization_id")
+    )
+    customer_of = dict(
+        LicenseSubscription.objects.filter(license_id__in=license_ids).values_list(
+            "license_id", "customer_id"
         )
     )
-    remote: dict[tuple[int, str, date], Decimal] = {}
-    for organization_id, customer_id in customers.items():
-        for meter in stripe_gateway.BILLABLE_METERS:
-            totals = stripe_gateway.meter_event_totals(
-                meter=meter, customer_id=customer_id, date_from=date_from, date_to=date_to
-            )
-            for day, value in totals.items():
-                remote[(organization_id, meter, day)] = value
+    remote: dict[BillableKey, Decimal] = {}
+    for stripe_meter in StripeMeter.objects.filter(license_id__in=customer_of):
+        totals = stripe_gateway.meter_event_totals(
+            meter_id=stripe_meter.stripe_id,
+            customer_id=customer_of[stripe_meter.license_id],
+            date_from=date_from,
+            date_to=date_to,
+        )
+        for day, value in totals.items():
+            remote[(stripe_meter.license_id, stripe_meter.meter, day)] = value
     differences = []
     for key in sorted(set(local) | set(reported) | set(remote)):
-        organization_id, meter, day = key
+        license_id, meter, day = key
         stripe_total = remote.get(key, Decimal(0))
         if stripe_total != local.get(key, 0):
             differences.append(
                 Difference(
                     day=day,
-                    organization_id=organization_id,
-                    customer_id=customers.get(organization_id, ""),
+                    license_id=license_id,
+                    organization_id=organization_of[license_id],
+                    customer_id=customer_of.get(license_id, ""),
                     meter=meter,
                     local=local.get(key, 0),
                     reported=reported.get(key, 0),
@@ -235,3 +246,21 @@ def reconcile(date_from: date, date_to: date) -> list[Difference]:
                 )
             )
     return differences
+
+
+def open_metered_billing(*, license_id: int) -> bool:
+    """Create the Stripe subscription (and meters) that bill an activated license's overage, so
+    that Stripe bills usage from the first day of the term; True if the license has one now.
+    Does nothing without Stripe or for a license that is not active. Safe to run twice
+    (`ensure_license_subscription` is idempotent); reporting creates it too if this failed."""
+    if not stripe_gateway.is_enabled():
+        return False
+    license_ = (
+        License.objects.select_related("organization", "dataset")
+        .filter(pk=license_id, state=LicenseState.ACTIVE)
+        .first()
+    )
+    if license_ is None:
+        return False
+    stripe_gateway.ensure_license_subscription(license_)
+    return True

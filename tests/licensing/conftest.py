@@ -1,9 +1,11 @@
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from licensing.models import LicenseRequest, Offer
 from licensing.services.requests import create_license_request, submit_license_request
+from marketplace.celery import app as celery_app
 from marketplace.models import MembershipRole
 from marketplace.services.actor import Actor
 from tests.factories import MembershipFactory
@@ -52,3 +54,14 @@ def draft(vendor: Any, offer: Offer) -> LicenseRequest:
 @pytest.fixture
 def submitted(vendor: Any, draft: LicenseRequest) -> LicenseRequest:
     return submit_license_request(actor=Actor(user=vendor.admin), license_request=draft)
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Queued tasks run in this process when they are queued (after commit), through the real
+    task function."""
+    conf = celery_app.conf
+    before = {name: conf[name] for name in ("task_always_eager", "task_eager_propagates")}
+    conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    conf.update(before)

@@ -3,7 +3,7 @@ a download that would pass it, owners and admins hear once at 80% and once at 10
 concurrent downloads at the boundary never pass the cap (PostgreSQL)."""
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from django.utils import timezone
 from licensing.models import Extract, ExtractDownload, License, QuotaAlert, UsageEvent, UsageMeter
 from licensing.services import extracts, quotas
 from licensing.services.downloads import AuthorizedDownload, authorize_download
-from marketplace.celery import app as celery_app
 from marketplace.errors import Conflict
 from marketplace.models import MembershipRole
 from marketplace.services.actor import Actor
@@ -34,17 +33,6 @@ def offer(db: None) -> Any:
 def small_parts(settings: Any) -> None:
     settings.EXTRACT_PART_ROWS = 100
     settings.EXTRACT_CHUNK_ROWS = 50
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Queued tasks run in this process when they are queued (after commit), so e-mails land
-    in the outbox through the real task."""
-    conf = celery_app.conf
-    before = {name: conf[name] for name in ("task_always_eager", "task_eager_propagates")}
-    conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    conf.update(before)
 
 
 def start(license_: License) -> Extract:

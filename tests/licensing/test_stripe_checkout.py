@@ -8,6 +8,7 @@ twice.
 
 import json
 import random
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +21,14 @@ from licensing.models import (
     CheckoutSessionStatus,
     License,
     LicenseState,
+    LicenseSubscription,
     StripeCustomer,
     StripeEvent,
 )
 from licensing.services import stripe_gateway
 from licensing.services.billing_events import process_stripe_event
 from licensing.services.licenses import accept_terms
+from licensing.services.stripe_metering import open_metered_billing
 from marketplace.models import AuditEvent
 from marketplace.services.actor import Actor
 from tests.conftest import Tenant
@@ -385,3 +388,35 @@ def test_replaying_every_event_twice_in_random_order_ends_in_the_same_state(
     assert set(StripeEvent.objects.values_list("error", flat=True)) == {""}
     assert not StripeEvent.objects.filter(processed_at=None).exists()
     assert AuditEvent.objects.filter(action="license.activated").count() == 1
+
+
+def test_activation_opens_the_metered_subscription_with_the_term(
+    license_: License,
+    stripe_mode: FakeStripe,
+    endpoint: DjangoEndpoint,
+    django_capture_on_commit_callbacks: Any,
+    eager_tasks: None,
+) -> None:
+    """Stripe bills no usage stamped before a subscription starts, so the subscription that
+    bills overage is opened when the fee is paid, not on the first usage report."""
+    session = stripe_gateway.create_license_checkout(
+        license_,
+        success_url="https://commonplace.test/ok",
+        cancel_url="https://commonplace.test/no",
+    )
+    stripe_mode.complete_checkout_session(session.stripe_id)
+    [stored] = StripeEvent.objects.filter(type="checkout.session.completed")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        process_stripe_event(stripe_event_id=stored.stripe_id)
+
+    license_.refresh_from_db()
+    subscription = LicenseSubscription.objects.get(license=license_)
+    stripe_subscription = stripe_mode.client().v1.subscriptions.retrieve(subscription.stripe_id)
+    assert license_.state == LicenseState.ACTIVE
+    assert subscription.started_at <= license_.activated_at + timedelta(seconds=1)
+    assert stripe_subscription.metadata["license_id"] == str(license_.pk)
+    assert set(subscription.prices) == {"records_delivered", "bytes_downloaded"}
+    # Queued again (a retried task, a duplicate event): still one subscription.
+    assert open_metered_billing(license_id=license_.pk) is True
+    assert len(stripe_mode.client().v1.subscriptions.list().data) == 1

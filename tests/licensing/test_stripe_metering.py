@@ -65,9 +65,10 @@ def stripe_events(fake: FakeStripe) -> list[tuple[str, str, str]]:
 def stripe_daily_totals(fake: FakeStripe, license_: License, day: date = DAY) -> dict[str, Any]:
     """Stripe's own daily sums (event summaries) per meter for the license's customer."""
     customer = LicenseSubscription.objects.get(license=license_).customer_id
+    meters = stripe_gateway.ensure_license_meters(license_)
     return {
         meter: stripe_gateway.meter_event_totals(
-            meter=meter, customer_id=customer, date_from=day, date_to=day
+            meter_id=meters[meter].stripe_id, customer_id=customer, date_from=day, date_to=day
         ).get(day, Decimal(0))
         for meter in (RECORDS, BYTES)
     }
@@ -93,8 +94,16 @@ def test_reporting_twice_reports_the_overage_once(
     assert (first, second) == (2, 0)
     assert stripe_daily_totals(stripe_mode, license_) == {RECORDS: 500, BYTES: 3_000_000}
     assert stripe_events(stripe_mode) == [
-        ("commonplace_bytes_downloaded", f"{license_.pk}:{BYTES}:{DAY}:3000000", "3000000"),
-        ("commonplace_records_delivered", f"{license_.pk}:{RECORDS}:{DAY}:500", "500"),
+        (
+            f"commonplace_bytes_downloaded_license_{license_.pk}",
+            f"{license_.pk}:{BYTES}:{DAY}:3000000",
+            "3000000",
+        ),
+        (
+            f"commonplace_records_delivered_license_{license_.pk}",
+            f"{license_.pk}:{RECORDS}:{DAY}:500",
+            "500",
+        ),
     ]
     assert reports(license_) == [(BYTES, DAY, 3_000_000, None), (RECORDS, DAY, 500, None)]
     assert reconcile(DAY, DAY) == []
@@ -219,7 +228,7 @@ def test_reconcile_lists_an_event_stripe_has_that_we_did_not_send(
     customer = LicenseSubscription.objects.get().customer_id
     stripe_mode.client().v1.billing.meter_events.create(
         params={
-            "event_name": "commonplace_records_delivered",
+            "event_name": f"commonplace_records_delivered_license_{license_.pk}",
             "identifier": "someone-else",
             "timestamp": int(datetime.combine(DAY, time(9), tzinfo=UTC).timestamp()),
             "payload": {"stripe_customer_id": customer, "value": "10"},
@@ -229,6 +238,7 @@ def test_reconcile_lists_an_event_stripe_has_that_we_did_not_send(
     assert reconcile(DAY, DAY) == [
         Difference(
             day=DAY,
+            license_id=license_.pk,
             organization_id=license_.organization_id,
             customer_id=customer,
             meter=RECORDS,
@@ -241,7 +251,11 @@ def test_reconcile_lists_an_event_stripe_has_that_we_did_not_send(
         call_command("reconcile_stripe_usage", "--date-from", str(DAY), "--date-to", str(DAY))
     assert exit_.value.code == 1
     output = capsys.readouterr()
-    assert f"{DAY}  {license_.organization_id}" in output.out
+    assert output.out.splitlines()[1].split()[:3] == [
+        str(DAY),
+        str(license_.pk),
+        str(license_.organization_id),
+    ]
     assert output.out.splitlines()[1].split()[-3:] == ["500", "500", "510"]
     assert "1 difference(s)" in output.err
 
@@ -282,3 +296,25 @@ def test_without_stripe_nothing_is_reported_and_no_one_is_called(
     assert report_usage(day=DAY) == 0
     assert fake_stripe.requests == []
     assert not MeterReport.objects.exists()
+
+
+def test_two_licenses_of_one_organization_are_each_billed_their_own_usage_only(
+    license_: License, stripe_mode: FakeStripe
+) -> None:
+    """Stripe sums a meter's events per customer; both licenses bill on the organization's one
+    customer, so each must have meters of its own or each invoice would carry both usages."""
+    other = active_license_for(license_.organization, offer=license_.offer)
+    use(license_, RECORDS, 1_500)  # 500 over the 1,000 included
+    use(other, RECORDS, 1_200, key="other")  # 200 over
+
+    report_usage(day=DAY)
+
+    first = LicenseSubscription.objects.get(license=license_)
+    second = LicenseSubscription.objects.get(license=other)
+    assert first.customer_id == second.customer_id
+    assert stripe_daily_totals(stripe_mode, license_)[RECORDS] == 500
+    assert stripe_daily_totals(stripe_mode, other)[RECORDS] == 200
+    # 500 x 0.2505 = 125.25 -> 125; 200 x 0.2505 = 50.1 -> 50.
+    assert stripe_mode.close_billing_period(first.stripe_id)["amount_due"] == 125
+    assert stripe_mode.close_billing_period(second.stripe_id)["amount_due"] == 50
+    assert reconcile(DAY, DAY) == []

@@ -13,7 +13,7 @@ from licensing.services import stripe_gateway, stripe_metering
 class Command(BaseCommand):
     help = (
         "Compare billable usage (overage from the daily rollups) with Stripe's meter event "
-        "summaries per customer, meter and UTC day, and list every difference."
+        "summaries per license, meter and UTC day, and list every difference."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,10 +33,13 @@ class Command(BaseCommand):
         if not differences:
             self.stdout.write(f"No differences from {date_from} to {date_to}.")
             return
-        header = ("day", "organization", "customer", "meter", "local", "reported", "stripe")
+        header = (
+            "day", "license", "organization", "customer", "meter", "local", "reported", "stripe"
+        )  # fmt: skip
         rows = [
             (
-                str(d.day), str(d.organization_id), d.customer_id or "-", d.meter,
+                str(d.day), str(d.license_id), str(d.organization_id), d.customer_id or "-",
+                d.meter,
                 str(d.local), str(d.reported), str(d.stripe),
             )
             for d in differences
