@@ -253,6 +253,13 @@ def _review_round(license_request: LicenseRequest) -> int:
     return license_request.decisions.filter(decision=DecisionKind.REQUEST_CHANGES).count() + 1
 
 
+def approvals_this_round(license_request: LicenseRequest) -> int:
+    """How many approvals the request has in its current review round (for "1 of 2")."""
+    return license_request.decisions.filter(
+        decision=DecisionKind.APPROVE, round=_review_round(license_request)
+    ).count()
+
+
 def _check_reviewer(actor: Actor, license_request: LicenseRequest) -> None:
     if actor.user is not None:
         if actor.user.pk in (license_request.submitted_by_id, license_request.created_by_id):

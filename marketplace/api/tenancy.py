@@ -20,13 +20,13 @@ from rest_framework.request import Request
 from marketplace.errors import NotAllowed
 from marketplace.models import (
     ADMIN_ROLES,
-    REVIEW_ROLES,
     ApiKey,
     Membership,
     MembershipRole,
     Organization,
     User,
 )
+from marketplace.services import accounts
 from marketplace.services.actor import Actor
 
 ALL_ROLES = frozenset(MembershipRole.values)
@@ -165,9 +165,7 @@ class IsOperator(permissions.BasePermission):
             return True
         if not isinstance(request.user, User):
             return False
-        return Membership.objects.filter(
-            user=request.user, organization__kind="operator", role__in=REVIEW_ROLES
-        ).exists()
+        return accounts.is_operator_reviewer(request.user)
 
 
 class OperatorViewSet(viewsets.GenericViewSet):

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from marketplace import tasks
 from marketplace.errors import Conflict, InvalidInput
-from marketplace.models import User
+from marketplace.models import REVIEW_ROLES, Membership, OrganizationKind, User
 from marketplace.services.notifications import EMAIL_CONFIRMATION_SALT
 
 
@@ -67,3 +67,11 @@ def check_credentials(*, request: HttpRequest | None, email: str, password: str)
             code="invalid_credentials",
         )
     return user
+
+
+def is_operator_reviewer(user: User) -> bool:
+    """A member of the operator organization with a role that may review (owner, admin,
+    reviewer): who may use the review API and the review pages."""
+    return Membership.objects.filter(
+        user=user, organization__kind=OrganizationKind.OPERATOR, role__in=REVIEW_ROLES
+    ).exists()

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core import signing
 from django.core.mail import send_mail
+from django.utils.http import urlencode
 
 from marketplace.models import Invitation, User
 
@@ -29,7 +30,9 @@ def send_invitation_email(*, invitation_id: int) -> bool:
         subject=f"You are invited to {invitation.organization.name} on Commonplace",
         message=(
             f"You have been invited to join {invitation.organization.name} as {invitation.role}.\n"
-            f"Sign in or create an account with {invitation.email}, then accept with:\n\n"
+            f"Sign in or create an account with {invitation.email}, then accept here:\n\n"
+            f"  {settings.PUBLIC_BASE_URL}/invitations/accept/?{urlencode({'token': token})}\n\n"
+            f"or through the API:\n\n"
             f"  POST {settings.PUBLIC_BASE_URL}/api/v1/auth/invitations/accept/ "
             f'{{"token": "{token}"}}\n\nThe invitation expires in 7 days.'
         ),

@@ -47,7 +47,9 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect(SIGN_IN_URL)
-    return render(request, "web/home.html", {"creator": _own_creator(request)})
+    is_reviewer = isinstance(request.user, User) and accounts.is_operator_reviewer(request.user)
+    context = {"creator": _own_creator(request), "is_reviewer": is_reviewer}
+    return render(request, "web/home.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,58 +1,39 @@
 """A creator's journey in a real browser (Debian's Chromium, headless, driven by Playwright):
-sign in, opt out of training, see it after a reload. With COMMONPLACE_SCREENSHOTS=1 it refreshes
-the screenshots in docs/screenshots/."""
+sign in, opt out of training, see it after a reload, in the creator API's history, and in what a
+licensee's preview would now deliver. With COMMONPLACE_SCREENSHOTS=1 it refreshes the
+screenshots in docs/screenshots/."""
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import pytest
-
+from licensing.services.preview import preview_dataset
 from marketplace.models import Creator
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, OrganizationFactory, UserFactory
+from tests.factories_corpus import PostFactory
 from tests.factories_creators import CreatorFactory
+from tests.factories_licensing import OfferFactory
+from tests.web.browser import BROWSER_MARKS, SCREENSHOTS, chromium_page, sign_in, sync_api
 
-CHROMIUM = "/usr/bin/chromium"
-# The README's screenshots are refreshed only on request (COMMONPLACE_SCREENSHOTS=1), so a
-# test run does not rewrite tracked files; otherwise they go to a temporary folder.
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-SCREENSHOTS = (
-    DOCS_SCREENSHOTS
-    if os.environ.get("COMMONPLACE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "commonplace-screenshots"
-)
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing"),
-]
+pytestmark = BROWSER_MARKS
 
 
-@contextmanager
-def chromium_page() -> Iterator[Any]:
-    """A page in headless Chromium. While it is open, Playwright's event loop counts as running
-    in this thread and Django refuses ORM calls here (SynchronousOnlyOperation), so tests touch
-    the database only before and after; the live server answers from threads of its own."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = browser.new_context(viewport={"width": 1000, "height": 900})
-        context.set_default_timeout(10_000)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+def eligible_counts(organization: Any, dataset: Any) -> dict[str, int]:
+    return {
+        purpose: preview_dataset(
+            organization=organization, dataset=dataset, scope={}, purposes=[purpose]
+        ).eligible_count
+        for purpose in ("training", "evaluation")
+    }
 
 
 def test_a_creator_opts_out_of_training_and_sees_it_after_reload(live_server: Any) -> None:
     creator = CreatorFactory(user=UserFactory(email="ada@example.test"), handle="ada")
+    offer = OfferFactory()
+    licensee = OrganizationFactory()
+    for _ in range(2):
+        PostFactory(author=creator, lang="en")
+    for _ in range(3):
+        PostFactory(lang="en")  # another creator's, who chose nothing
+    assert eligible_counts(licensee, offer.dataset) == {"training": 5, "evaluation": 5}
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with chromium_page() as page:
@@ -60,7 +41,7 @@ def test_a_creator_opts_out_of_training_and_sees_it_after_reload(live_server: An
         page.get_by_label("E-mail address").fill("ada@example.test")
         page.get_by_label("Password").fill(PASSWORD)
         page.screenshot(path=SCREENSHOTS / "sign-in.png", full_page=True)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, email="ada@example.test", password=PASSWORD)
 
         page.get_by_role("heading", name="My consent").wait_for()
         page.get_by_role("group", name="Training").get_by_label("Deny").check()
@@ -74,4 +55,15 @@ def test_a_creator_opts_out_of_training_and_sees_it_after_reload(live_server: An
         sync_api.expect(page.get_by_role("status")).to_have_count(0)  # shown once, not again
         page.screenshot(path=SCREENSHOTS / "creator-consent.png", full_page=True)
 
+        # The same session reads the creator API: the choice and its ledger entry are there.
+        api = page.request.get(f"{live_server.url}/api/v1/creator/")
+        assert api.status == 200
+        state = api.json()
+
+    assert state["consent"]["training"] == "deny"
+    assert [(entry["kind"], entry["family"], entry["value"]) for entry in state["history"]] == [
+        ("ai_opt_out", "consent_training", "deny")
+    ]
     assert Creator.objects.get(pk=creator.pk).consent_training == "deny"
+    # A licensee's preview no longer counts her two posts for training, still for evaluation.
+    assert eligible_counts(licensee, offer.dataset) == {"training": 3, "evaluation": 5}
