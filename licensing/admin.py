@@ -1,6 +1,8 @@
 """Django admin for operator staff: the review queue, licenses and offers. Decisions go through
 the same services as the API, so the four-eyes and self-review rules hold here too."""
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -18,12 +20,16 @@ from licensing.models import (
     License,
     LicenseRequest,
     Offer,
+    Payout,
+    PayoutAccount,
+    PayoutRun,
     QuotaAlert,
+    RevenuePool,
     ReviewDecision,
     StripeEvent,
     UsageRollup,
 )
-from licensing.services import compliance, extracts, licenses, offers, requests
+from licensing.services import compliance, extracts, licenses, offers, payouts, requests
 from marketplace.errors import DomainError
 from marketplace.services.actor import Actor
 
@@ -397,6 +403,80 @@ class InvoiceAdmin(admin.ModelAdmin):
         "payment_failed_at",
         "created_at",
     ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+# --- Creator compensation (docs/COMPENSATION.md) -----------------------------------------------
+
+
+class PayoutInline(admin.TabularInline):
+    model = Payout
+    extra = 0
+    can_delete = False
+    fields = [
+        "creator",
+        "amount_minor",
+        "currency",
+        "state",
+        "stripe_transfer_id",
+        "failure_reason",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(admin.ModelAdmin):
+    """Inspect runs; run payouts now (one run per currency with accruals), pause and resume."""
+
+    list_display = ["id", "currency", "state", "minimum_minor", "created_at", "finished_at"]
+    list_filter = ["state", "currency"]
+    readonly_fields = [field.name for field in PayoutRun._meta.fields]
+    inlines = [PayoutInline]
+    actions = ["run_payouts_now", "pause_selected", "resume_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Run payouts now (every currency without an open run)")
+    def run_payouts_now(self, request: HttpRequest, queryset: QuerySet[PayoutRun]) -> None:
+        created = payouts.run_scheduled_payouts(actor=_actor(request))
+        self.message_user(request, f"{created} payout run(s) started.")
+
+    @admin.action(description="Pause the selected running runs")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[PayoutRun]) -> None:
+        self._each(request, queryset, payouts.pause_payout_run)
+
+    @admin.action(description="Resume the selected paused runs")
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[PayoutRun]) -> None:
+        self._each(request, queryset, payouts.resume_payout_run)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[PayoutRun], service: Any) -> None:
+        for run in queryset:
+            try:
+                service(actor=_actor(request), run=run)
+            except DomainError as error:
+                self.message_user(request, f"Run {run.pk}: {error.detail}", messages.WARNING)
+
+
+@admin.register(RevenuePool)
+class RevenuePoolAdmin(admin.ModelAdmin):
+    list_display = ["id", "source_key", "license", "pool_minor", "currency", "state"]
+    list_filter = ["state", "source"]
+    readonly_fields = [field.name for field in RevenuePool._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(admin.ModelAdmin):
+    list_display = ["creator", "stripe_account_id", "payouts_enabled", "last_bank_payout_status"]
+    readonly_fields = [field.name for field in PayoutAccount._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

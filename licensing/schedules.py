@@ -6,11 +6,13 @@ from datetime import timedelta
 from celery import shared_task
 
 from licensing.services import (
+    compensation,
     compliance,
     extracts,
     invoicing,
     licenses,
     metering,
+    payouts,
     requests,
     stripe_metering,
 )
@@ -56,3 +58,13 @@ def build_local_invoices() -> int:
 @shared_task(name="licensing.enforce_dunning")
 def enforce_dunning() -> int:
     return invoicing.enforce_dunning()
+
+
+@shared_task(name="licensing.allocate_due_pools")
+def allocate_due_pools() -> int:
+    return compensation.allocate_due_pools()
+
+
+@shared_task(name="licensing.run_scheduled_payouts")
+def run_scheduled_payouts() -> int:
+    return payouts.run_scheduled_payouts()

@@ -12,9 +12,11 @@ from django.db import InterfaceError, OperationalError
 
 from licensing.services import (
     billing_events,
+    compensation,
     compliance_webhooks,
     extracts,
     notifications,
+    payouts,
     quotas,
     stripe_metering,
 )
@@ -130,3 +132,35 @@ def process_stripe_event(event_id: str) -> bool:
 )
 def open_metered_billing(license_id: int) -> bool:
     return stripe_metering.open_metered_billing(license_id=license_id)
+
+
+# --- Creator compensation ----------------------------------------------------------------------
+
+
+@shared_task(
+    name="licensing.allocate_revenue_pool",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def allocate_revenue_pool(pool_id: int) -> bool:
+    return compensation.allocate_pool(pool_id=pool_id)
+
+
+# A worker that dies mid-run leaves the message unacknowledged (redelivered on Redis) and the
+# run `running` (re-queued by the beat job); either way only pending payouts are sent again.
+@shared_task(
+    name="licensing.execute_payout_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(
+        PaymentProviderUnavailable,
+        OperationalError,
+        InterfaceError,
+    ),
+    retry_backoff=True,
+    max_retries=8,
+)
+def execute_payout_run(run_id: int) -> int:
+    return payouts.execute_payout_run(run_id=run_id)

@@ -197,6 +197,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Local ledger only (a no-op with a Stripe key): last month's invoices, rebuilt until final.
     "build-local-invoices": {"task": "licensing.build_local_invoices", "schedule": 3600.0},
     "enforce-dunning": {"task": "licensing.enforce_dunning", "schedule": 3600.0},
+    # Creator compensation (docs/COMPENSATION.md): split pools whose period ended, then pay out.
+    "allocate-revenue-pools": {"task": "licensing.allocate_due_pools", "schedule": 3600.0},
+    "run-payouts": {
+        "task": "licensing.run_scheduled_payouts",
+        "schedule": env.float("PAYOUT_INTERVAL_SECONDS", default=24 * 3600.0),
+    },
 }
 # Results are kept only for tasks that ask (the extract chord joins its parts through them): on
 # Redis in the same server as the broker, on disk next to the embedded broker.
@@ -358,6 +364,14 @@ STRIPE_CHECKOUT_CANCEL_URL = env.str(
 )
 # Days a Stripe invoice may stay unpaid after a failed payment before its license is suspended.
 BILLING_DUNNING_GRACE_DAYS = env.int("BILLING_DUNNING_GRACE_DAYS", default=7)
+# Creator payouts (docs/COMPENSATION.md): balances below this many minor units carry over.
+PAYOUT_MINIMUM_MINOR = env.int("PAYOUT_MINIMUM_MINOR", default=1000)
+STRIPE_CONNECT_REFRESH_URL = env.str(
+    "STRIPE_CONNECT_REFRESH_URL", default=f"{PUBLIC_BASE_URL}/creator/payouts/connect/refresh"
+)
+STRIPE_CONNECT_RETURN_URL = env.str(
+    "STRIPE_CONNECT_RETURN_URL", default=f"{PUBLIC_BASE_URL}/creator/payouts/connect/done"
+)
 
 # Ingest routes (/api/v1/platform/...): larger bodies answer 413; split them into several requests.
 COMMONPLACE_INGEST_MAX_BYTES = env.int("COMMONPLACE_INGEST_MAX_BYTES", default=20 * 1024 * 1024)

@@ -7,6 +7,7 @@ from licensing.api import (
     views,
     views_catalog,
     views_compliance,
+    views_creator_compensation,
     views_extracts,
     views_files,
     views_invoices,
@@ -37,6 +38,12 @@ review_router.register(
 review_router.register("licenses", views_review.ReviewLicenseViewSet, basename="review-license")
 review_router.register("leaks", views_review.LeakAttributionViewSet, basename="review-leak")
 
+platform_router = SimpleRouter(use_regex_path=False)
+platform_router.register(
+    "payout-runs", views_creator_compensation.PayoutRunViewSet, basename="platform-payout-run"
+)
+
+compensation = views_creator_compensation
 notices = views_compliance.DeletionNoticeViewSet
 notices_prefix = "orgs/<slug:org>/licenses/<int:license_id>/compliance/"
 
@@ -69,4 +76,14 @@ urlpatterns = [
     path("", include(catalog_router.urls)),
     path("orgs/<slug:org>/", include(org_router.urls)),
     path("review/", include(review_router.urls)),
+    path("platform/", include(platform_router.urls)),
+    path("creator/earnings/", compensation.CreatorEarningsView.as_view(), name="creator-earnings"),
+    path("creator/payouts/", compensation.CreatorPayoutsView.as_view(), name="creator-payouts"),
+    path("creator/usage/", compensation.CreatorUsageView.as_view(), name="creator-usage"),
+    path(
+        "creator/statement.csv",
+        compensation.CreatorStatementView.as_view(),
+        name="creator-statement",
+    ),
+    path("creator/connect/", compensation.CreatorConnectView.as_view(), name="creator-connect"),
 ]

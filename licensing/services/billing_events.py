@@ -21,6 +21,7 @@ from licensing.models import (
     LicenseState,
     StripeEvent,
 )
+from licensing.services import payouts
 from licensing.services.invoicing import apply_stripe_invoice_event
 from licensing.services.licenses import activate_paid_license
 from marketplace.errors import Conflict
@@ -155,3 +156,30 @@ for _invoice_event_type in (
     "invoice.marked_uncollectible",
 ):
     _HANDLERS[_invoice_event_type] = _invoice_event
+
+
+# Connect (creator payouts, payouts.py): transfers from our balance, the connected accounts'
+# onboarding and their bank payouts (events of a connected account name it in `account`).
+def _transfer_event(event: StripeEvent) -> str:
+    return payouts.apply_transfer_event(
+        event_type=event.type, transfer=event.payload["data"]["object"]
+    )
+
+
+def _account_updated(event: StripeEvent) -> str:
+    return payouts.apply_account_event(account=event.payload["data"]["object"])
+
+
+def _bank_payout_event(event: StripeEvent) -> str:
+    return payouts.apply_bank_payout_event(
+        event_type=event.type,
+        account_id=event.payload.get("account") or "",
+        payout=event.payload["data"]["object"],
+    )
+
+
+for _transfer_event_type in ("transfer.created", "transfer.updated", "transfer.reversed"):
+    _HANDLERS[_transfer_event_type] = _transfer_event
+_HANDLERS["account.updated"] = _account_updated
+_HANDLERS["payout.paid"] = _bank_payout_event
+_HANDLERS["payout.failed"] = _bank_payout_event

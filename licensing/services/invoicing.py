@@ -41,7 +41,7 @@ from licensing.models import (
     UsageRollup,
 )
 from licensing.money import BYTES_PER_GB, bytes_charge_minor, records_charge_minor
-from licensing.services import stripe_gateway
+from licensing.services import compensation, stripe_gateway
 from licensing.services.licenses import reinstate_license, suspend_license
 from marketplace.errors import Conflict, InvalidInput
 from marketplace.services.actor import Actor
@@ -185,6 +185,7 @@ def finalize_local_invoice(*, actor: Actor, invoice: Invoice) -> Invoice:
                 target=invoice,
                 data={"amount_minor": invoice.total_minor, "currency": invoice.currency},
             )
+            compensation.record_invoice_revenue(invoice=invoice)
     return invoice
 
 
@@ -324,6 +325,8 @@ def apply_stripe_invoice_event(*, event_type: str, payload: dict[str, Any]) -> s
         )
     elif event_type == "invoice.paid" and invoice.license is not None:
         reinstate_after_payment(invoice.license)
+    # Any event may be the first to show the invoice paid; the pool is made once per invoice.
+    compensation.record_invoice_revenue(invoice=invoice)
     return ""
 
 

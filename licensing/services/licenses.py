@@ -13,6 +13,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from licensing.models import License, LicenseRequest, LicenseState
+from licensing.services import compensation
 from marketplace.errors import Conflict, InvalidInput
 from marketplace.services.actor import Actor
 from marketplace.services.audit import record_audit_event
@@ -117,14 +118,18 @@ def activate_paid_license(*, actor: Actor, license_: License) -> License:
     if license_.state == LicenseState.ACTIVE:
         return license_
     now = timezone.now()
-    return _transition(
-        actor=actor,
-        license_=license_,
-        allowed_from=frozenset({LicenseState.PENDING_PAYMENT}),
-        to=LicenseState.ACTIVE,
-        action="activated",
-        extra={"activated_at": now, "ends_at": now + timedelta(days=license_.term_days)},
-    )
+    with transaction.atomic():
+        license_ = _transition(
+            actor=actor,
+            license_=license_,
+            allowed_from=frozenset({LicenseState.PENDING_PAYMENT}),
+            to=LicenseState.ACTIVE,
+            action="activated",
+            extra={"activated_at": now, "ends_at": now + timedelta(days=license_.term_days)},
+        )
+        # The fee is collected: the creators' share of it waits for the term's deliveries.
+        compensation.record_license_fee_revenue(license_=license_)
+    return license_
 
 
 def suspend_license(*, actor: Actor, license_: License, reason: str) -> License:

@@ -400,6 +400,91 @@ def _midnight(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
+# --- Connect: creator payouts ------------------------------------------------------------------
+
+
+class TransferRefused(DomainError):
+    """Stripe answered a transfer with a definite refusal (insufficient platform balance, an
+    account that cannot receive transfers): nothing moved, the payout has failed."""
+
+    status_code = 409
+    default_code = "transfer_refused"
+
+
+@dataclass(frozen=True)
+class OnboardingLink:
+    url: str
+    expires_at: datetime
+
+
+def create_express_account(*, creator_id: int, email: str) -> str:
+    """Create the Express account of a creator (or, with the same idempotency key, find it
+    again) and return its id. `PayoutAccount`'s unique row is what makes it safe forever."""
+    params: dict[str, Any] = {
+        "type": "express",
+        "capabilities": {"transfers": {"requested": True}},
+        "metadata": {"creator_id": str(creator_id)},
+    }
+    if email:
+        params["email"] = email
+    try:
+        account = client().v1.accounts.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": f"connect-account:{creator_id}"},
+        )
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    return account.id
+
+
+def create_onboarding_link(*, account_id: str, refresh_url: str, return_url: str) -> OnboardingLink:
+    """A single-use link to Stripe's hosted onboarding of an Express account (minutes long)."""
+    try:
+        link = client().v1.account_links.create(
+            params={
+                "account": account_id,
+                "type": "account_onboarding",
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+            }
+        )
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    return OnboardingLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires_at, tz=UTC))
+
+
+def create_transfer(
+    *,
+    destination: str,
+    amount_minor: int,
+    currency: str,
+    idempotency_key: str,
+    transfer_group: str,
+    metadata: dict[str, str],
+) -> str:
+    """Move `amount_minor` from the platform's balance to a connected account; returns the
+    transfer id. The idempotency key is the payout's own, so a retry (ours or the SDK's) within
+    Stripe's 24 hours gets the same transfer back instead of a second one. Raises
+    TransferRefused for a definite refusal and PaymentProviderUnavailable when it may succeed
+    later (network, 429, 5xx)."""
+    try:
+        transfer = client().v1.transfers.create(
+            params={
+                "amount": amount_minor,
+                "currency": currency.lower(),
+                "destination": destination,
+                "transfer_group": transfer_group,
+                "metadata": metadata,
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+    except (stripe.InvalidRequestError, stripe.CardError, stripe.PermissionError) as error:
+        raise TransferRefused(error.user_message or str(error)) from error
+    except stripe.StripeError as error:
+        raise _unavailable(error) from error
+    return transfer.id
+
+
 def _unavailable(error: stripe.StripeError) -> PaymentProviderUnavailable:
     message = error.user_message or "Stripe did not accept the request."
     return PaymentProviderUnavailable(f"The payment provider failed: {message} Try again later.")

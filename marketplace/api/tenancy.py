@@ -165,6 +165,9 @@ class IsOperator(permissions.BasePermission):
             return True
         if not isinstance(request.user, User):
             return False
+        roles = getattr(view, "operator_roles", None)
+        if roles is not None:
+            return accounts.is_operator_member(request.user, roles=roles)
         return accounts.is_operator_reviewer(request.user)
 
 
@@ -174,6 +177,8 @@ class OperatorViewSet(viewsets.GenericViewSet):
 
     permission_classes = [permissions.IsAuthenticated, IsOperator]
     operator_scope: ClassVar[str] = "review"
+    # People allowed besides operator keys; None: the review roles (owner, admin, reviewer).
+    operator_roles: ClassVar[tuple[str, ...] | None] = None
 
     @property
     def actor(self) -> Actor:

@@ -1,5 +1,7 @@
 """People: self sign-up with e-mail confirmation, and sign-in checks."""
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
@@ -72,6 +74,11 @@ def check_credentials(*, request: HttpRequest | None, email: str, password: str)
 def is_operator_reviewer(user: User) -> bool:
     """A member of the operator organization with a role that may review (owner, admin,
     reviewer): who may use the review API and the review pages."""
+    return is_operator_member(user, roles=REVIEW_ROLES)
+
+
+def is_operator_member(user: User, *, roles: Iterable[str]) -> bool:
+    """A member of the operator organization with one of `roles`."""
     return Membership.objects.filter(
-        user=user, organization__kind=OrganizationKind.OPERATOR, role__in=REVIEW_ROLES
+        user=user, organization__kind=OrganizationKind.OPERATOR, role__in=list(roles)
     ).exists()

@@ -346,3 +346,31 @@ def set_balance(store: Store, request: Request) -> dict[str, Any]:
         currency.lower(): to_int(available, currency) for currency in available
     }
     return retrieve_balance(store, request)
+
+
+@route("POST", "/_test/accounts/{id}/payouts")
+def pay_out_account(store: Store, request: Request) -> dict[str, Any]:
+    """Test control: the connected account pays its balance out to its bank (`outcome=paid` or
+    `failed`); emits `payout.paid` or `payout.failed` on that account, as Stripe does."""
+    account = store.get("accounts", request.args[0], "account")
+    params = request.params
+    outcome = one_of(params, "outcome", ("paid", "failed"), "paid")
+    currency = (params.get("currency") or account["default_currency"]).lower()
+    failed = outcome == "failed"
+    payout = {
+        "id": new_id("po"),
+        "object": "payout",
+        "amount": to_int(params, "amount", 0),
+        "arrival_date": now(),
+        "automatic": True,
+        "created": now(),
+        "currency": currency,
+        "failure_code": "account_closed" if failed else None,
+        "failure_message": "The bank account has been closed." if failed else None,
+        "method": "standard",
+        "status": outcome,
+        "type": "bank_account",
+    }
+    store.by_id[payout["id"]] = payout
+    store.emit(f"payout.{outcome}", payout, account=account["id"])
+    return payout

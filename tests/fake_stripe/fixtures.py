@@ -50,6 +50,11 @@ class FakeStripe(FakeStripeServer):
         self.deliver_pending()
         return account
 
+    def pay_out_account(self, account_id: str, *, outcome: str = "paid", amount: int = 0) -> None:
+        """The connected account's bank payout: emits `payout.paid` or `payout.failed`."""
+        self.control(f"/_test/accounts/{account_id}/payouts", outcome=outcome, amount=str(amount))
+        self.deliver_pending()
+
     def set_payment_outcome(self, customer_id: str, outcome: str) -> None:
         self.control(f"/_test/customers/{customer_id}/payment_outcome", outcome=outcome)
 

@@ -131,8 +131,10 @@ class Store:
         obj: dict[str, Any],
         previous_attributes: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        account: str | None = None,
     ) -> dict[str, Any]:
-        """Record an event with a snapshot of `obj` (later changes do not alter it) and queue it."""
+        """Record an event with a snapshot of `obj` (later changes do not alter it) and queue it.
+        `account` names the connected account an event happened on (Connect webhooks)."""
         data: dict[str, Any] = {"object": copy.deepcopy(obj)}
         if previous_attributes:
             data["previous_attributes"] = copy.deepcopy(previous_attributes)
@@ -147,6 +149,8 @@ class Store:
             "request": {"id": None, "idempotency_key": idempotency_key},
             "type": type,
         }
+        if account is not None:
+            event["account"] = account
         self.add("events", event)
         if self.on_event is not None:
             self.on_event(event)
