@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("marketplace.api.urls")),
     path("api/v1/", include("licensing.api.urls")),
+    path("delta-sharing/", include("licensing.api.urls_delta_sharing")),
     path("", include("marketplace.web.urls")),
 ]
