@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/v1/", include("marketplace.api.urls")),
     path("api/v1/", include("licensing.api.urls")),
     path("review/", include("licensing.web.urls_review")),
+    path("delta-sharing/", include("licensing.api.urls_delta_sharing")),
     path("", include("marketplace.web.urls")),
 ]

@@ -261,3 +261,13 @@ class CheckoutSerializer(serializers.Serializer):
     settled = serializers.BooleanField(help_text="True when the local ledger settled the fee.")
     checkout_url = serializers.CharField(allow_null=True)
     license = LicenseSerializer()
+
+
+class DeltaSharingProfileSerializer(serializers.Serializer):
+    """A Delta Sharing profile file (docs/DELTA_SHARING.md); the bearer token is shown once.
+    Field names are the protocol's."""
+
+    shareCredentialsVersion = serializers.IntegerField()
+    endpoint = serializers.CharField()
+    bearerToken = serializers.CharField()
+    expirationTime = serializers.CharField()

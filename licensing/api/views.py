@@ -10,14 +10,16 @@ from rest_framework.response import Response
 from licensing.api.serializers import (
     AcceptTermsSerializer,
     CheckoutSerializer,
+    DeltaSharingProfileSerializer,
     LicenseRequestInputSerializer,
     LicenseRequestSerializer,
     LicenseRequestUpdateSerializer,
     LicenseSerializer,
 )
 from licensing.api.serializers_extracts import ExtractSerializer, StartExtractSerializer
+from licensing.api.views_delta_sharing import endpoint_url
 from licensing.models import License, LicenseRequest
-from licensing.services import checkout, extracts, licenses, requests
+from licensing.services import checkout, delta_sharing, extracts, licenses, requests
 from marketplace.api.tenancy import ALL_ROLES, OrganizationScopedViewSet
 from marketplace.errors import NotFound
 from marketplace.models import ADMIN_ROLES, MembershipRole
@@ -121,6 +123,23 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
             format_=serializer.validated_data["format"],
         )
         return Response(ExtractSerializer(extract).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={201: DeltaSharingProfileSerializer},
+        summary="Issue a Delta Sharing profile file for the license (admins; token shown once)",
+    )
+    @action(detail=True, methods=["post"], url_path="delta-sharing-profile")
+    def delta_sharing_profile(self, request: Request, org: str, pk: int) -> Response:
+        # Each call issues a new download-scoped key: the token cannot be shown a second time.
+        license_ = self.get_object()
+        profile = delta_sharing.build_profile(
+            actor=self.actor, license_=license_, endpoint=endpoint_url(request)
+        )
+        response = Response(profile, status=status.HTTP_201_CREATED)
+        name = f"{delta_sharing.share_name(license_)}.share"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     @extend_schema(
         request=AcceptTermsSerializer,
