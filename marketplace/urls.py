@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("marketplace.api.urls")),
     path("api/v1/", include("licensing.api.urls")),
+    path("portal/", include("licensing.web.urls")),
     path("", include("marketplace.web.urls")),
 ]
