@@ -18,5 +18,6 @@ urlpatterns = [
     path("api/v1/", include("licensing.api.urls")),
     path("review/", include("licensing.web.urls_review")),
     path("delta-sharing/", include("licensing.api.urls_delta_sharing")),
+    path("portal/", include("licensing.web.urls")),
     path("", include("marketplace.web.urls")),
 ]
