@@ -19,5 +19,6 @@ urlpatterns = [
     path("review/", include("licensing.web.urls_review")),
     path("delta-sharing/", include("licensing.api.urls_delta_sharing")),
     path("portal/", include("licensing.web.urls")),
+    path("creator/", include("licensing.web.urls_creator")),
     path("", include("marketplace.web.urls")),
 ]

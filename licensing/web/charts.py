@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from django.utils import timezone
 
 from licensing.models import License, UsageMeter
+from licensing.money import format_minor
 from licensing.services import metering, quotas
 
 WIDTH, HEIGHT = 640, 220
@@ -125,4 +126,41 @@ def usage_chart(license_: License, *, today: date | None = None) -> list[Chart]:
             days=days,
             label=quotas.format_bytes,
         ),
+    ]
+
+
+MONTHS = 12
+
+
+def _month_starts(today: date, count: int) -> list[date]:
+    months = []
+    year, month = today.year, today.month
+    for _ in range(count):
+        months.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months[::-1]
+
+
+def earnings_charts(
+    accruals: list[tuple[date, str, int]], *, today: date | None = None
+) -> list[Chart]:
+    """A creator's accruals per month over the last 12 months, one chart per currency, from
+    (accrued on, currency, amount in minor units) triples."""
+    months = _month_starts(today or timezone.localdate(), MONTHS)
+    monthly: dict[str, dict[date, int]] = {}
+    for accrued_on, currency, amount in accruals:
+        month = accrued_on.replace(day=1)
+        if month >= months[0]:
+            per_month = monthly.setdefault(currency, {})
+            per_month[month] = per_month.get(month, 0) + amount
+    return [
+        _chart(
+            title=f"Earnings in {currency.upper()}",
+            meter=f"earnings-{currency.lower()}",
+            daily=monthly[currency],
+            cap=0,
+            days=months,
+            label=lambda n, currency=currency: format_minor(n, currency),
+        )
+        for currency in sorted(monthly)
     ]
