@@ -287,9 +287,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "marketplace.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["marketplace.api.parsers.BoundedJSONParser"],
     "PAGE_SIZE": 50,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Throttles key on the client address: 0 trusts REMOTE_ADDR only (DRF's None would trust a
+    # client-supplied X-Forwarded-For); behind N reverse proxies set TRUSTED_PROXY_COUNT=N.
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -319,6 +322,11 @@ SPECTACULAR_SETTINGS = {
 
 # API keys: last_used_at is written at most this often, so a busy key does not write per request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=300)
+# Failed API-key attempts per (key prefix, client address) and per address, in a fixed window
+# counted in the default cache (Redis via CACHE_URL in production, so every process shares it).
+API_KEY_FAILURES_PER_PREFIX = env.int("API_KEY_FAILURES_PER_PREFIX", default=10)
+API_KEY_FAILURES_PER_ADDRESS = env.int("API_KEY_FAILURES_PER_ADDRESS", default=100)
+API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 EMAIL_CONFIRMATION_MAX_AGE_SECONDS = 3 * 24 * 3600
 INVITATION_MAX_AGE_SECONDS = 7 * 24 * 3600
 # The platform signs creator sign-in links with this shared secret (docs/CREATOR_SIGN_IN.md).

@@ -83,7 +83,9 @@ class DeletionNoticeViewSet(
     key_scope_by_action = {"acknowledge": "extract", "pseudonyms": "read"}
 
     def refine_queryset(self, queryset: QuerySet[DeletionNotice]) -> QuerySet[DeletionNotice]:
-        queryset = queryset.filter(license_id=self.kwargs.get("license_id")).order_by(
+        # `license__id`, not `license_id`: the integer field's lookup answers "no rows" for an id
+        # beyond 64 bits, where the foreign key's overflows on SQLite (a 500).
+        queryset = queryset.filter(license__id=self.kwargs.get("license_id")).order_by(
             "-period_start", "-id"
         )
         state = self.request.query_params.get("state") if self.action == "list" else None

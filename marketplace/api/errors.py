@@ -2,12 +2,14 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from marketplace.api.parsers import RequestTooLarge
 from marketplace.errors import DomainError
 
 
@@ -45,6 +47,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.fields:
             body["fields"] = exc.fields
         return Response(body, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own cap, when the body was read before DRF's bounded parser could.
+        exc = RequestTooLarge(
+            f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+            "split it into several requests."
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, PermissionDenied):

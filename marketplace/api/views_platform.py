@@ -17,6 +17,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from marketplace.api.parsers import read_bounded
 from marketplace.api.serializers_platform import (
     ComplianceImportSummarySerializer,
     PostImportSummarySerializer,
@@ -28,11 +29,6 @@ from marketplace.services.compliance_import import import_compliance_events
 from marketplace.services.corpus_import import import_post_pages
 
 DEFAULT_INGEST_MAX_BYTES = 20 * 1024 * 1024
-
-
-class IngestBodyTooLarge(exceptions.APIException):
-    status_code = 413
-    default_code = "request_too_large"
 
 
 def ingest_max_bytes() -> int:
@@ -47,17 +43,7 @@ class NdjsonParser(BaseParser):
     def parse(  # type: ignore[override]  # the data is the body's lines, not a mapping
         self, stream: Any, media_type: str | None = None, parser_context: Any = None
     ) -> list[bytes]:
-        limit = ingest_max_bytes()
-        too_large = IngestBodyTooLarge(
-            f"The body is larger than {limit} bytes; split it into several requests."
-        )
-        request = (parser_context or {}).get("request")
-        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if declared and str(declared).isdigit() and int(declared) > limit:
-            raise too_large
-        body = stream.read(limit + 1) if stream is not None else b""
-        if len(body) > limit:
-            raise too_large
+        body = read_bounded(stream, parser_context, ingest_max_bytes())
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -80,7 +66,7 @@ class JsonLinesParser(NdjsonParser):
     def split(self, body: bytes) -> list[bytes]:
         try:
             json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for one document
             return body.splitlines()
         return [body]
 

@@ -5,6 +5,7 @@ screens, the extract job and the eligibility rules all read the same thing.
 """
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,15 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 _HASHTAG = re.compile(r"^\w{1,100}$")
 LIST_FIELDS = ("languages", "hashtags_any", "hashtags_all", "hashtags_none", "keywords", "kinds")
 KNOWN_FIELDS = frozenset({"date_from", "date_to", "exclude_sensitive", *LIST_FIELDS})
+# Bidi embeddings, overrides and isolates reorder what reviewers see on screen; the plain marks
+# (U+200E, U+200F) stay allowed, right-to-left keywords need them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_printable_term(term: str) -> bool:
+    """No control characters (NUL cannot even be stored in PostgreSQL's jsonb) and no bidi
+    overrides; letters, marks, symbols and emoji in any script are fine."""
+    return not any(char in _BIDI_CONTROLS or unicodedata.category(char) == "Cc" for char in term)
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,11 @@ class Scope:
                 if not isinstance(item, str) or not item.strip() or len(item) > MAX_TERM_LENGTH:
                     errors[f"scope.{name}"] = [
                         f"Each item must be a string of 1 to {MAX_TERM_LENGTH} characters."
+                    ]
+                    break
+                if not _is_printable_term(item):
+                    errors[f"scope.{name}"] = [
+                        "Items must not contain control characters or bidi overrides."
                     ]
                     break
                 item = item.strip()

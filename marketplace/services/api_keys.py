@@ -34,6 +34,12 @@ def _split_key(raw_key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+def public_prefix(raw_key: str) -> str | None:
+    """The public prefix of a well-formed key (not secret: it is shown in lists and logs)."""
+    parts = _split_key(raw_key)
+    return parts[0] if parts else None
+
+
 def validate_scopes(*, organization: Organization, scopes: list[str]) -> list[str]:
     """Scopes must be known; operator scopes only for the operator organization. Returns them
     de-duplicated in a stable order."""
