@@ -47,6 +47,19 @@ class Pseudonymizer:
         self._cache[(namespace, platform_id)] = pseudonym
         return pseudonym
 
+    def many(self, namespace: str, platform_ids: list[int], *, cache: bool = True) -> list[str]:
+        """Pseudonyms of many ids (the columnar extract path); `cache=False` for ids that never
+        repeat (a part's own posts), where the cache would only cost."""
+        if cache:
+            return [self(namespace, platform_id) for platform_id in platform_ids]
+        key, prefix = self._key, f"{namespace}:"
+        return [
+            hmac.digest(key, f"{prefix}{platform_id}".encode(), "sha256").hex()[
+                :PSEUDONYM_HEX_LENGTH
+            ]
+            for platform_id in platform_ids
+        ]
+
     @classmethod
     def for_license(cls, pseudonym_key: str) -> "Pseudonymizer":
         return cls(bytes.fromhex(pseudonym_key))

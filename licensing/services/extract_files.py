@@ -63,6 +63,8 @@ class ParquetPartWriter:
         self._fields = list(fields)
         self._schema = arrow_schema(self._fields)
         self._pending: list[dict[str, Any]] = []
+        self._pending_tables: list[pa.Table] = []
+        self._pending_rows = 0
         self._writer = pq.ParquetWriter(
             str(path),
             self._schema,
@@ -79,20 +81,46 @@ class ParquetPartWriter:
             self._flush(self._pending[:PARQUET_ROW_GROUP_ROWS])
             del self._pending[:PARQUET_ROW_GROUP_ROWS]
 
+    def write_table(self, table: pa.Table) -> None:
+        """Append rows given as an Arrow table of this writer's schema (the columnar path; JSON
+        text fields already as text). Row groups are cut exactly as `write` cuts them, so the
+        same rows give the same bytes either way. Do not mix with `write` in one file."""
+        if not table.schema.equals(self._schema):
+            raise ValueError(f"schema {table.schema} is not {self._schema}")
+        self._pending_tables.append(table)
+        self._pending_rows += table.num_rows
+        while self._pending_rows >= PARQUET_ROW_GROUP_ROWS:
+            pending = pa.concat_tables(self._pending_tables)
+            self._write_group(pending.slice(0, PARQUET_ROW_GROUP_ROWS))
+            rest = pending.slice(PARQUET_ROW_GROUP_ROWS)
+            self._pending_tables = [rest]
+            self._pending_rows = rest.num_rows
+
     def close(self) -> None:
         if self._pending:
             self._flush(self._pending)
             self._pending = []
+        if self._pending_rows:
+            self._write_group(pa.concat_tables(self._pending_tables))
+            self._pending_tables, self._pending_rows = [], 0
         self._writer.close()
 
+    def _write_group(self, table: pa.Table) -> None:
+        self._writer.write_table(table.combine_chunks())
+
     def _flush(self, records: list[dict[str, Any]]) -> None:
-        columns = []
-        for name in self._fields:
-            values = [record[name] for record in records]
-            if name in _JSON_TEXT_FIELDS:
-                values = [None if value is None else _json_text(value) for value in values]
-            columns.append(pa.array(values, type=FIELD_TYPES[name]))
-        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
+        self._writer.write_table(records_table(records, self._fields))
+
+
+def records_table(records: Sequence[dict[str, Any]], fields: Sequence[str]) -> pa.Table:
+    """Shaped records as an Arrow table of `arrow_schema(fields)`."""
+    columns = []
+    for name in fields:
+        values = [record[name] for record in records]
+        if name in _JSON_TEXT_FIELDS:
+            values = [None if value is None else json_text(value) for value in values]
+        columns.append(pa.array(values, type=FIELD_TYPES[name]))
+    return pa.Table.from_arrays(columns, schema=arrow_schema(fields))
 
 
 class JsonlZstdPartWriter:
@@ -112,7 +140,7 @@ class JsonlZstdPartWriter:
         self._file.close()
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 

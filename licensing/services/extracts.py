@@ -47,10 +47,15 @@ from licensing.models.extracts import (
     ExtractState,
     PartState,
 )
-from licensing.services import canaries, compliance, quotas
+from licensing.services import canaries, compliance, extract_columnar, quotas
 from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
-from licensing.services.extract_files import file_digest, file_extension, open_part_writer
+from licensing.services.extract_files import (
+    ParquetPartWriter,
+    file_digest,
+    file_extension,
+    open_part_writer,
+)
 from licensing.services.file_delivery import extract_storage
 from licensing.services.metering import record_usage
 from marketplace.consent.eligibility import RULES_VERSION, eligible_posts, eligible_records
@@ -208,6 +213,7 @@ def plan_extract(extract_id: int) -> list[int]:
     when the extract was planned already or is no longer queued). An extract with nothing
     eligible is finalized at once."""
     part_rows = settings.EXTRACT_PART_ROWS
+    _tune_session_for_streaming()
     with transaction.atomic():
         extract = (
             Extract.objects.select_for_update()
@@ -342,6 +348,41 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
         with tempfile.TemporaryDirectory(prefix="commonplace-part-") as work_dir:
             path = Path(work_dir) / file_name
             writer = open_part_writer(extract.format, path, fields)
+            if extract_columnar.applies(extract.format):
+                assert isinstance(writer, ParquetPartWriter)
+
+                def on_progress(rows: int) -> None:
+                    _heartbeat(part, lease, rows)
+                    if on_batch is not None:
+                        on_batch(rows)
+
+                output = extract_columnar.write_part(
+                    extract=extract,
+                    part=part,
+                    selection=_selection(extract),
+                    fields=fields,
+                    pseudonymize=pseudonymize,
+                    planted=planted,
+                    writer=writer,
+                    chunk_rows=chunk_rows,
+                    on_progress=on_progress,
+                )
+                writer.close()
+                size, sha256 = file_digest(path)
+                _heartbeat(part, lease, len(output.delivered))
+                _save_file(storage_name, path)
+                return _complete_part(
+                    part,
+                    lease=lease,
+                    file_name=file_name,
+                    storage_name=storage_name,
+                    rows=len(output.delivered),
+                    canaries_written=output.canaries_written,
+                    size=size,
+                    sha256=sha256,
+                    pseudonyms_sha256=output.pseudonyms_sha256,
+                    delivered_ids=encode_ids(output.delivered),
+                )
             batch: list[dict[str, Any]] = []
             records = eligible_records(
                 **_selection(extract),

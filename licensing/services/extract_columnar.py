@@ -1,0 +1,396 @@
+"""The columnar extract path: one part of a Parquet extract on PostgreSQL, without per-row dicts.
+
+The generic path (`eligible_records` -> `shape_record` -> `ParquetPartWriter.write`) spends most
+of its time building and shaping one dict per row. Here the part's rows come out of PostgreSQL
+as one `COPY (<the eligible query>) TO STDOUT (FORMAT csv)`, read on its own connection in a
+thread (PostgreSQL produces the next rows while this process shapes the last ones), parsed into
+Arrow batches by pyarrow's CSV reader, shaped column by column (pseudonyms, redaction, rule 5's
+referenced posts, JSON text) and written with the same writer, in row groups cut at the same
+rows. The WHERE clause is `eligible_posts`' (via `eligible_columnar_rows`), and referenced posts
+and public mentions are looked up with the same functions as `eligible_records`, so the rules
+stay in one place; tests/licensing/test_extract_fast_path.py proves the files, manifest and
+delivery record byte-identical to the generic path's.
+"""
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from django.db import connection
+
+from licensing.models.extracts import Extract, ExtractFormat, ExtractPart
+from licensing.services import canaries
+from licensing.services.delivery import Pseudonymizer
+from licensing.services.extract_files import (
+    FIELD_TYPES,
+    ParquetPartWriter,
+    arrow_schema,
+    json_text,
+    records_table,
+)
+from marketplace.consent.eligibility import (
+    COLUMNAR_FIELDS,
+    PublicMentions,
+    eligible_columnar_rows,
+    eligible_posts,
+    referenced_posts,
+)
+from marketplace.consent.redaction import redact_text
+from marketplace.models.corpus import PostKind
+
+_CSV_TYPES = {
+    "platform_id": pa.int64(),
+    "created_iso": pa.string(),
+    "text": pa.string(),
+    "lang": pa.string(),
+    "hashtags": pa.string(),
+    "kind": pa.string(),
+    "possibly_sensitive": pa.bool_(),
+    "author__platform_id": pa.int64(),
+    "author__handle": pa.string(),
+    "referenced_platform_id": pa.int64(),
+    "mentions": pa.string(),
+    "public_metrics": pa.string(),
+    "geo_kept": pa.string(),
+}
+_CSV_BLOCK_BYTES = 2 << 20  # ~7k rows a batch: memory stays flat for any part size
+_REFERENCE_KINDS = (PostKind.QUOTE, PostKind.REPLY)
+
+
+def applies(format_: str) -> bool:
+    """Whether a part of this format runs on the columnar path (else the generic one)."""
+    return connection.vendor == "postgresql" and format_ == ExtractFormat.PARQUET
+
+
+@dataclass
+class PartOutput:
+    delivered: list[int]
+    canaries_written: int
+    pseudonyms_sha256: str
+
+
+class _CopyStream:
+    """`COPY (sql) TO STDOUT (FORMAT csv)` on a connection of its own, in a thread that writes
+    into a pipe; `reader` is the pipe's read end."""
+
+    def __init__(self, statement: str, connect_params: dict[str, Any]) -> None:
+        read_fd, write_fd = os.pipe()
+        self.reader = os.fdopen(read_fd, "rb", buffering=1 << 20)
+        self._write_fd = write_fd
+        self._raw: psycopg.Connection[Any] | None = None
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(statement, connect_params), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, statement: str, connect_params: dict[str, Any]) -> None:
+        try:
+            with psycopg.connect(**connect_params, autocommit=True) as raw:
+                self._raw = raw
+                self._ready.set()
+                with raw.cursor() as cursor:
+                    cursor.execute("SET jit = off")  # see extracts._tune_session_for_streaming
+                    with cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)") as copy:
+                        for chunk in copy:
+                            view = memoryview(chunk)
+                            while view:
+                                view = view[os.write(self._write_fd, view) :]
+        except Exception as error:  # noqa: BLE001 - re-raised by `finish`, dropped after `stop`
+            self.error = error
+        finally:
+            self._ready.set()
+            os.close(self._write_fd)
+
+    def finish(self) -> None:
+        """After the reader saw the end: raise what went wrong in the thread, if anything (a
+        failed COPY must never look like a short part)."""
+        self._thread.join()
+        self.reader.close()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Abandon the stream early (the part was aborted or failed)."""
+        self._ready.wait()
+        if self._raw is not None and self._thread.is_alive():
+            with contextlib.suppress(psycopg.Error):  # the query may have ended meanwhile
+                self._raw.cancel_safe()
+        self.reader.close()  # a blocked write now fails with EPIPE and the thread ends
+        self._thread.join(timeout=30)
+
+
+class _CopiedFile:
+    """The same COPY on Django's own connection into a temporary file, read afterwards: for a
+    caller inside a transaction (tests), whose uncommitted rows another connection cannot
+    see. Not overlapped, same bytes."""
+
+    def __init__(self, statement: str) -> None:
+        self.reader = tempfile.TemporaryFile(prefix="commonplace-copy-")  # noqa: SIM115
+        with connection.cursor() as cursor:
+            raw_cursor: Any = cursor.cursor
+            with raw_cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)") as copy:
+                for chunk in copy:
+                    self.reader.write(chunk)
+        self.reader.seek(0)
+
+    def finish(self) -> None:
+        self.reader.close()
+
+    def stop(self) -> None:
+        self.reader.close()
+
+
+def _copy_stream(queryset: Any) -> "_CopyStream | _CopiedFile":
+    sql, params = queryset.query.sql_with_params()
+    connection.ensure_connection()
+    statement = psycopg.ClientCursor(connection.connection).mogrify(sql, params)
+    if connection.in_atomic_block:
+        return _CopiedFile(statement)
+    connect_params = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key not in ("cursor_factory", "context", "prepare_threshold")
+    }
+    return _CopyStream(statement, connect_params)
+
+
+def _batches(stream: "_CopyStream | _CopiedFile") -> Any:
+    """The COPY's rows as Arrow record batches of COLUMNAR_FIELDS (none for an empty part)."""
+    reader: Any = stream.reader
+    if isinstance(stream, _CopiedFile):
+        if not reader.read(1):
+            return
+        reader.seek(0)
+    elif not reader.peek(1):
+        return
+    batches = pa_csv.open_csv(
+        reader,
+        read_options=pa_csv.ReadOptions(
+            column_names=list(COLUMNAR_FIELDS), block_size=_CSV_BLOCK_BYTES, use_threads=False
+        ),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=_CSV_TYPES,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # PostgreSQL's CSV: NULL is bare, "" is quoted
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    yield from batches
+
+
+def _json_texts(values: list[str | None]) -> list[str | None]:
+    """JSON column text as the writer stores it: parsed, then sorted-key JSON text (a JSON null
+    is a null, as in the generic path)."""
+    out: list[str | None] = []
+    for value in values:
+        parsed = None if value is None else orjson.loads(value)
+        out.append(None if parsed is None else json_text(parsed))
+    return out
+
+
+def _hashtag_lists(stored: pa.Array) -> pa.Array:
+    """The stored "|a|b|" form as lists of tags, empty pieces dropped: `[tag for tag in
+    stored.split("|") if tag]` for a whole column at once."""
+    pieces = pc.split_pattern(stored, "|")
+    flat = pieces.flatten()
+    keep = pc.not_equal(pc.utf8_length(flat), 0)
+    rows = pc.list_parent_indices(pieces).filter(keep).to_numpy()
+    counts = np.bincount(rows, minlength=len(stored))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), flat.filter(keep), type=FIELD_TYPES["hashtags"]
+    )
+
+
+class _Shaper:
+    """Shapes Arrow batches of COLUMNAR_FIELDS into tables of the license's schema: the
+    columnar twin of `eligibility._record` + `delivery.shape_record`."""
+
+    def __init__(
+        self,
+        *,
+        extract: Extract,
+        selection: dict[str, Any],
+        fields: Sequence[str],
+        pseudonymize: Pseudonymizer,
+    ) -> None:
+        self._fields = list(fields)
+        self._schema = arrow_schema(self._fields)
+        self._pseudonymize = pseudonymize
+        self._base = eligible_posts(**selection)
+        self._mentions = PublicMentions(
+            as_of=selection["as_of"], licensee_country=selection["licensee_country"]
+        )
+
+    def shape(self, batch: pa.RecordBatch) -> tuple[pa.Table, list[int], list[str]]:
+        """(the shaped table, the posts' platform ids, their pseudonyms)."""
+        column = dict(zip(COLUMNAR_FIELDS, batch.columns, strict=True))
+        wanted = set(self._fields)
+        pseudonymize = self._pseudonymize
+        post_ids: list[int] = column["platform_id"].to_pylist()
+        post_pseudonyms = pseudonymize.many("post", post_ids, cache=False)
+
+        # Rule 5: a quote or reply carries its referenced post only if that post is eligible.
+        kinds = column["kind"].to_pylist()
+        reference_ids = [
+            ref if kind in _REFERENCE_KINDS else None
+            for ref, kind in zip(column["referenced_platform_id"].to_pylist(), kinds, strict=True)
+        ]
+        referenced = referenced_posts(self._base, {ref for ref in reference_ids if ref})
+        references = [referenced.get(ref) if ref is not None else None for ref in reference_ids]
+
+        # Redaction: only texts with an "@" need the mentioned accounts and the entities.
+        texts: list[str] = column["text"].to_pylist()
+        at_rows = [index for index, text in enumerate(texts) if "@" in text]
+        at_mentions = [
+            None if raw is None else orjson.loads(raw)
+            for raw in column["mentions"].take(pa.array(at_rows, pa.int64())).to_pylist()
+        ]
+        at_refs = [ref for ref in referenced.values() if "@" in ref["text"]]
+        public = self._mentions.resolve(
+            at_mentions + [ref["mentions"] for ref in at_refs],
+            [texts[index] for index in at_rows] + [ref["text"] for ref in at_refs],
+        )
+
+        out: dict[str, Any] = {}
+        if "post_id" in wanted:
+            out["post_id"] = pa.array(post_pseudonyms, pa.string())
+        if "created_at" in wanted:
+            out["created_at"] = column["created_iso"]
+        if "text" in wanted:
+            redacted = [None if "@" in text else redact_text(text, public=public) for text in texts]
+            for index, mentions in zip(at_rows, at_mentions, strict=True):
+                redacted[index] = redact_text(texts[index], mentions=mentions, public=public)
+            out["text"] = pa.array(redacted, pa.string())
+        for name in ("lang", "kind", "possibly_sensitive"):
+            if name in wanted:
+                out[name] = column[name]
+        if "hashtags" in wanted:
+            out["hashtags"] = _hashtag_lists(column["hashtags"])
+        if "author_id" in wanted:
+            out["author_id"] = pa.array(
+                pseudonymize.many("user", column["author__platform_id"].to_pylist()), pa.string()
+            )
+        if "author_handle" in wanted:
+            out["author_handle"] = column["author__handle"]
+        if "referenced_post_id" in wanted:
+            out["referenced_post_id"] = pa.array(
+                [
+                    None if ref is None else pseudonymize("post", ref["platform_id"])
+                    for ref in references
+                ],
+                pa.string(),
+            )
+        if "referenced_text" in wanted:
+            redacted_refs = {
+                ref_id: redact_text(ref["text"], mentions=ref["mentions"], public=public)
+                for ref_id, ref in referenced.items()
+            }
+            out["referenced_text"] = pa.array(
+                [None if ref is None else redacted_refs[ref["platform_id"]] for ref in references],
+                pa.string(),
+            )
+        if "referenced_author_id" in wanted:
+            out["referenced_author_id"] = pa.array(
+                [
+                    None if ref is None else pseudonymize("user", ref["author__platform_id"])
+                    for ref in references
+                ],
+                pa.string(),
+            )
+        if "referenced_author_handle" in wanted:
+            out["referenced_author_handle"] = pa.array(
+                [None if ref is None else ref["author__handle"] for ref in references], pa.string()
+            )
+        if "public_metrics" in wanted:
+            out["public_metrics"] = pa.array(
+                _json_texts(column["public_metrics"].to_pylist()), pa.string()
+            )
+        if "geo" in wanted:
+            out["geo"] = pa.array(_json_texts(column["geo_kept"].to_pylist()), pa.string())
+        table = pa.Table.from_arrays(
+            [out[name].cast(FIELD_TYPES[name]) for name in self._fields], schema=self._schema
+        )
+        return table, post_ids, post_pseudonyms
+
+
+def write_part(
+    *,
+    extract: Extract,
+    part: ExtractPart,
+    selection: dict[str, Any],
+    fields: Sequence[str],
+    pseudonymize: Pseudonymizer,
+    planted: list[tuple[int, int]],
+    writer: ParquetPartWriter,
+    chunk_rows: int,
+    on_progress: Callable[[int], None],
+) -> PartOutput:
+    """Write the part's rows and canaries with `writer` (not closed here), exactly as the
+    generic loop in `extracts.run_extract_part` would; `on_progress(rows)` runs after every
+    `chunk_rows` delivered rows (heartbeat, cancellation)."""
+    fields = list(fields)
+    shaper = _Shaper(extract=extract, selection=selection, fields=fields, pseudonymize=pseudonymize)
+    digest = hashlib.sha256()
+    delivered: list[int] = []
+    canaries_written = 0
+
+    def plant(index: int) -> None:
+        nonlocal canaries_written
+        writer.write_table(records_table([canaries.canary_record(extract, index, fields)], fields))
+        digest.update(canaries.canary_post_pseudonym(extract, index).encode() + b"\n")
+        canaries_written += 1
+
+    def emit(table: pa.Table, pseudonyms: list[str], start: int, stop: int) -> None:
+        if stop > start:
+            writer.write_table(table.slice(start, stop - start))
+            digest.update("".join(f"{p}\n" for p in pseudonyms[start:stop]).encode())
+
+    queryset = eligible_columnar_rows(
+        **selection,
+        after_post_id=part.first_post_id - 1,
+        up_to_post_id=part.last_post_id,
+        limit=part.rows_expected,  # the cap holds even if posts were backfilled after planning
+    )
+    stream = _copy_stream(queryset)
+    finished = False
+    try:
+        last_progress = 0
+        for batch in _batches(stream):
+            table, post_ids, pseudonyms = shaper.shape(batch)
+            offset, start = len(delivered), 0
+            # Canaries go in before the real row at their position, as in the generic loop.
+            while planted and planted[0][0] - offset < table.num_rows:
+                cut = max(start, planted[0][0] - offset)
+                emit(table, pseudonyms, start, cut)
+                plant(planted.pop(0)[1])
+                start = cut
+            emit(table, pseudonyms, start, table.num_rows)
+            delivered.extend(post_ids)
+            if len(delivered) - last_progress >= chunk_rows:
+                last_progress = len(delivered)
+                on_progress(len(delivered))
+        finished = True
+        stream.finish()
+    finally:
+        if not finished:
+            stream.stop()
+    while planted:
+        plant(planted.pop(0)[1])
+    return PartOutput(delivered, canaries_written, digest.hexdigest())
