@@ -39,5 +39,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Seeds a corpus into PostgreSQL (BENCH_DATABASE_URL, default commonplace_bench), runs every
+# benchmark and prints one table, saved under bench/results/. BENCH_ARGS="--posts 300000" etc.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "Installing wrk"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; }
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

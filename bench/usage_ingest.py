@@ -8,7 +8,9 @@
 Builds `--events` usage rows in memory (not timed), then times `ingest_usage_events` into one new
 organization and, on the same rows re-keyed to a second new organization, a plain
 `UsageEvent.objects.bulk_create(ignore_conflicts=True)` in batches (building the model instances
-is part of what bulk_create costs, so it is timed). Then it re-sends the first batch to show that
+is part of what bulk_create costs, so it is timed), and, as the floor, a raw binary COPY of the
+same rows into a scratch table shaped like the events table (same columns and indexes), dropped
+afterwards. Then it re-sends the first batch to show that
 duplicates are skipped, and times one rollup of the days touched. Each run adds two organizations
 and their events: use a database of its own. A benchmark, not a test.
 """
@@ -87,6 +89,27 @@ def bulk_create(rows: list[UsageRow]) -> None:
             )
 
 
+def raw_copy(rows: list[UsageRow]) -> float:
+    """Seconds for one binary COPY of `rows` into a new table like the events table (its
+    columns, defaults and indexes), in one transaction; the table is dropped afterwards."""
+    table = UsageEvent._meta.db_table
+    columns = "organization_id, meter, quantity, idempotency_key, occurred_at, license_id"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE bench_usage_copy (LIKE {table} INCLUDING ALL)")
+        cursor.execute("SELECT now()")
+        (created_at,) = cursor.fetchone()
+        started = time.perf_counter()
+        with cursor.copy(
+            f"COPY bench_usage_copy ({columns}, created_at) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "text", "int8", "text", "timestamptz", "int8", "timestamptz"])
+            for row in rows:
+                copy.write_row((*row, created_at))
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_usage_copy")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -109,6 +132,14 @@ def main() -> None:
         f"ingest_usage_events: {count:,} events in {copy_seconds:.2f} s = "
         f"{count / copy_seconds:,.0f} events/s (load {os.getloadavg()[0]:.2f})"
     )
+
+    if connection.vendor == "postgresql":
+        seconds = raw_copy(rows)
+        print(
+            f"raw COPY:            {count:,} events in {seconds:.2f} s = "
+            f"{count / seconds:,.0f} events/s; ingest = {seconds / copy_seconds:.2f}x raw COPY "
+            f"(load {os.getloadavg()[0]:.2f})"
+        )
 
     started = time.perf_counter()
     bulk_create(bulk_rows)

@@ -35,6 +35,7 @@ def _race(*callables: Any) -> list[Any]:
     return outcomes
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("second_decision", ["approve", "reject"])
 def test_concurrent_decisions_apply_once(
     submitted: LicenseRequest, reviewers: list[Any], second_decision: str

@@ -22,7 +22,13 @@ from licensing.services.delivery_record import decode_ids
 from marketplace.celery import app as celery_app
 from marketplace.services.actor import Actor
 from tests.licensing.eligibility_oracle import expected_ids
-from tests.licensing.extract_helpers import delivered_records, generated_offer, licensed
+from tests.licensing.extract_helpers import (
+    delivered_records,
+    file_bytes,
+    generated_offer,
+    licensed,
+    run_inline,
+)
 from tests.test_celery_worker import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +93,7 @@ def _worker_environment(stale_seconds: int) -> dict[str, str]:
     return environment
 
 
+@pytest.mark.faults
 @pytest.mark.postgres
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
@@ -157,6 +164,20 @@ def test_a_worker_killed_mid_part_is_detected_and_the_part_reruns(
         part.refresh_from_db()
         assert part.state == PartState.DONE and part.attempts == 2
         assert_matches_oracle(extract)
+        # The same manifest and files, byte for byte, as an undisturbed run of the same license
+        # and instant (run inline here), so the kill lost and duplicated nothing.
+        undisturbed = run_inline(
+            Extract.objects.create(
+                organization=extract.organization,
+                license=license_,
+                format=extract.format,
+                as_of=extract.as_of,
+                record_limit=extract.record_limit,
+            )
+        )
+        assert undisturbed.state == ExtractState.READY
+        assert undisturbed.manifest == extract.manifest
+        assert file_bytes(undisturbed) == file_bytes(extract)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)

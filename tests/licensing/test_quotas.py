@@ -262,6 +262,7 @@ def _race(callables: list[Callable[[], Any]]) -> list[Any]:
     return outcomes
 
 
+@pytest.mark.faults
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_downloads_at_the_boundary_never_pass_the_cap(

@@ -330,6 +330,7 @@ def billing_state() -> dict[str, Any]:
     }
 
 
+@pytest.mark.faults
 def test_replaying_every_event_twice_in_random_order_ends_in_the_same_state(
     vendor: Tenant, other_vendor: Tenant, license_: License, stripe_mode: FakeStripe
 ) -> None:
