@@ -102,6 +102,7 @@ def license_(vendor: Tenant) -> License:
     retries=st.integers(min_value=1, max_value=3),
 )
 @PROPERTY_SETTINGS
+@pytest.mark.faults
 def test_balances_plus_payouts_equal_accruals_and_no_creator_is_paid_twice(
     license_: License,
     amounts: list[tuple[int, bool]],
@@ -245,6 +246,7 @@ def transfers_at_stripe(fake: FakeStripe, run: PayoutRun) -> list[Any]:
     return list(page.data)
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("crash_after", [0, 1, 2])
 def test_a_worker_dying_after_a_transfer_never_transfers_twice(
     license_: License, stripe_mode: FakeStripe, crash_after: int
