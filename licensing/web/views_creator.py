@@ -74,7 +74,7 @@ def earnings(request: HttpRequest) -> HttpResponse:
         ],
         "usage": creator_reports.usage_of(creator),
         "account": PayoutAccount.objects.filter(creator=creator).first(),
-        "minimum": format_minor(settings.PAYOUT_MINIMUM_MINOR, "usd"),
+        "minimum": format_minor(settings.PAYOUT_MINIMUM_MINOR, "USD"),
     }
     return render(request, "licensing/web/creator/earnings.html", context)
 
