@@ -83,37 +83,35 @@ def endpoint_url(request: HttpRequest) -> str:
 @require_GET
 @recipient
 def list_shares(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
-    licenses = delta_sharing.shared_licenses(api_key.organization)
+    licenses = delta_sharing.shared_licenses(api_key)
     return _listing(request, [delta_sharing.share_json(license_) for license_ in licenses])
 
 
 @require_GET
 @recipient
 def get_share(request: HttpRequest, api_key: ApiKey, share: str) -> HttpResponse:
-    license_ = delta_sharing.get_share(organization=api_key.organization, share=share)
+    license_ = delta_sharing.get_share(api_key=api_key, share=share)
     return JsonResponse({"share": delta_sharing.share_json(license_)})
 
 
 @require_GET
 @recipient
 def list_schemas(request: HttpRequest, api_key: ApiKey, share: str) -> HttpResponse:
-    license_ = delta_sharing.get_share(organization=api_key.organization, share=share)
+    license_ = delta_sharing.get_share(api_key=api_key, share=share)
     return _listing(request, [delta_sharing.schema_json(license_)])
 
 
 @require_GET
 @recipient
 def list_tables(request: HttpRequest, api_key: ApiKey, share: str, schema: str) -> HttpResponse:
-    license_ = delta_sharing.get_schema(
-        organization=api_key.organization, share=share, schema=schema
-    )
+    license_ = delta_sharing.get_schema(api_key=api_key, share=share, schema=schema)
     return _listing(request, [delta_sharing.table_json(license_)])
 
 
 @require_GET
 @recipient
 def list_all_tables(request: HttpRequest, api_key: ApiKey, share: str) -> HttpResponse:
-    license_ = delta_sharing.get_share(organization=api_key.organization, share=share)
+    license_ = delta_sharing.get_share(api_key=api_key, share=share)
     return _listing(request, [delta_sharing.table_json(license_)])
 
 
@@ -124,9 +122,7 @@ def table_version(
 ) -> HttpResponse:
     if "startingTimestamp" in request.GET:
         raise InvalidInput("startingTimestamp is not supported: ask for the current version.")
-    license_ = delta_sharing.get_table(
-        organization=api_key.organization, share=share, schema=schema, table=table
-    )
+    license_ = delta_sharing.get_table(api_key=api_key, share=share, schema=schema, table=table)
     current = delta_sharing.table_version(license_)
     response = HttpResponse(b"")
     response[VERSION_HEADER] = str(current.version)
@@ -138,9 +134,7 @@ def table_version(
 def table_metadata(
     request: HttpRequest, api_key: ApiKey, share: str, schema: str, table: str
 ) -> HttpResponse:
-    license_ = delta_sharing.get_table(
-        organization=api_key.organization, share=share, schema=schema, table=table
-    )
+    license_ = delta_sharing.get_table(api_key=api_key, share=share, schema=schema, table=table)
     current = delta_sharing.table_version(license_)
     return _ndjson(delta_sharing.metadata_lines(license_, current), current.version)
 
@@ -150,9 +144,7 @@ def table_metadata(
 def query_table(
     request: HttpRequest, api_key: ApiKey, share: str, schema: str, table: str
 ) -> HttpResponse:
-    license_ = delta_sharing.get_table(
-        organization=api_key.organization, share=share, schema=schema, table=table
-    )
+    license_ = delta_sharing.get_table(api_key=api_key, share=share, schema=schema, table=table)
     version = _requested_version(request.body)
     current = delta_sharing.table_version(license_, version=version)
     actor = Actor(

@@ -48,6 +48,7 @@ from licensing.models.invoices import (
 from licensing.models.licenses import (
     License,
     LicenseGroupObjectPermission,
+    LicenseKey,
     LicenseState,
     LicenseUserObjectPermission,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "InvoiceStatus",
     "License",
     "LicenseGroupObjectPermission",
+    "LicenseKey",
     "LicenseRequest",
     "LicenseState",
     "LicenseSubscription",

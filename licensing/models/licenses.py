@@ -6,7 +6,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from licensing.models.offers import Offer
 from licensing.models.requests import LicenseRequest
-from marketplace.models import Dataset, Organization
+from marketplace.models import ApiKey, Dataset, Organization
 
 
 class LicenseState(models.TextChoices):
@@ -89,3 +89,16 @@ class LicenseUserObjectPermission(UserObjectPermissionBase):
 
 class LicenseGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(License, on_delete=models.CASCADE)
+
+
+class LicenseKey(models.Model):
+    """An API key bound to one license: the bearer token of a Delta Sharing profile. It reaches
+    that license's share and files only, not the organization's other licenses. The binding
+    lives here because `marketplace`, which owns API keys, knows nothing of licenses."""
+
+    api_key = models.OneToOneField(ApiKey, on_delete=models.CASCADE, related_name="license_binding")
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="bound_keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"key {self.api_key_id} bound to license {self.license_id}"

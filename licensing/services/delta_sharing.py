@@ -2,7 +2,7 @@
 
 The mapping, in one place:
 
-- a share is a license of the recipient's organization, named `license-<id>`;
+- a share is a license the recipient's key reaches, named `license-<id>`;
 - its one schema is the license's dataset (its slug);
 - its one table, `posts`, is the license's series of extracts. A table version is an extract's
   ordinal among the license's extracts ordered by id (1, 2, ...), so versions only grow and need
@@ -10,7 +10,8 @@ The mapping, in one place:
   withdrawn (compliance deletes a withdrawn extract's files); the table's current version is the
   newest readable one.
 
-The recipient's bearer token is a `download`-scoped API key of the license's organization. Every
+The recipient's bearer token is a `download`-scoped API key of the license's organization, bound
+to that one license when it comes from a profile (`LicenseKey`). Every
 file a query hands out goes through `downloads.authorize_download`, so it is checked and metered
 exactly like a download from the extract API, and its URL is the same short-lived signed URL.
 """
@@ -26,13 +27,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from licensing.models import License, LicenseState
+from licensing.models import License, LicenseKey, LicenseState
 from licensing.models.extracts import Extract, ExtractFormat, ExtractPart, ExtractState
 from licensing.services import downloads
 from licensing.services.extract_files import FIELD_TYPES
 from licensing.services.file_delivery import delivery_url
 from marketplace.errors import InvalidInput, NotAllowed, NotFound
-from marketplace.models import ApiKey, ApiKeyScope, Organization
+from marketplace.models import ApiKey, ApiKeyScope
 from marketplace.services.actor import Actor
 from marketplace.services.api_keys import (
     create_api_key,
@@ -85,34 +86,38 @@ def share_name(license_: License) -> str:
     return f"{SHARE_PREFIX}{license_.pk}"
 
 
-def shared_licenses(organization: Organization) -> QuerySet[License]:
-    return (
-        License.objects.filter(organization=organization, state__in=_SHARED_STATES)
-        .select_related("dataset")
-        .order_by("id")
+def shared_licenses(api_key: ApiKey) -> QuerySet[License]:
+    """The shares a bearer token reaches: the license its profile was issued for (`LicenseKey`),
+    or, for a plain `download` key, every issued license of its organization."""
+    licenses = License.objects.filter(
+        organization=api_key.organization_id, state__in=_SHARED_STATES
     )
+    bound_to = LicenseKey.objects.filter(api_key=api_key).values_list("license_id", flat=True)
+    if bound_to.exists():
+        licenses = licenses.filter(pk__in=bound_to)
+    return licenses.select_related("dataset").order_by("id")
 
 
-def get_share(*, organization: Organization, share: str) -> License:
+def get_share(*, api_key: ApiKey, share: str) -> License:
     """The license behind a share name; another organization's license does not exist (404)."""
     license_id = share.removeprefix(SHARE_PREFIX)
     license_ = None
     if share.startswith(SHARE_PREFIX) and license_id.isdigit():
-        license_ = shared_licenses(organization).filter(pk=int(license_id)).first()
+        license_ = shared_licenses(api_key).filter(pk=int(license_id)).first()
     if license_ is None:
         raise NotFound(f"Share {share!r} does not exist.")
     return license_
 
 
-def get_schema(*, organization: Organization, share: str, schema: str) -> License:
-    license_ = get_share(organization=organization, share=share)
+def get_schema(*, api_key: ApiKey, share: str, schema: str) -> License:
+    license_ = get_share(api_key=api_key, share=share)
     if schema != license_.dataset.slug:
         raise NotFound(f"Schema {schema!r} does not exist in share {share!r}.")
     return license_
 
 
-def get_table(*, organization: Organization, share: str, schema: str, table: str) -> License:
-    license_ = get_schema(organization=organization, share=share, schema=schema)
+def get_table(*, api_key: ApiKey, share: str, schema: str, table: str) -> License:
+    license_ = get_schema(api_key=api_key, share=share, schema=schema)
     if table != TABLE_NAME:
         raise NotFound(f"Table {table!r} does not exist in {share}.{schema}.")
     return license_
@@ -305,16 +310,19 @@ def query_lines(
 
 def build_profile(*, actor: Actor, license_: License, endpoint: str) -> dict[str, Any]:
     """A profile file for the license's share: a new `download`-scoped key of the license's
-    organization, expiring in DEFAULT_PROFILE_DAYS. The key is shown once here and never again;
+    organization, bound to this license (`LicenseKey`: it reaches this share and this license's
+    files only), expiring in DEFAULT_PROFILE_DAYS. The key is shown once here and never again;
     revoking it (the API-key routes) locks the profile out."""
     expires_at = timezone.now() + timedelta(days=DEFAULT_PROFILE_DAYS)
-    _, raw_key = create_api_key(
-        actor=actor,
-        organization=license_.organization,
-        name=f"Delta Sharing: {share_name(license_)}",
-        scopes=[ApiKeyScope.DOWNLOAD],
-        expires_at=expires_at,
-    )
+    with transaction.atomic():
+        api_key, raw_key = create_api_key(
+            actor=actor,
+            organization=license_.organization,
+            name=f"Delta Sharing: {share_name(license_)}",
+            scopes=[ApiKeyScope.DOWNLOAD],
+            expires_at=expires_at,
+        )
+        LicenseKey.objects.create(api_key=api_key, license=license_)
     return {
         "shareCredentialsVersion": SHARE_CREDENTIALS_VERSION,
         "endpoint": endpoint,

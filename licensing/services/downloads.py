@@ -11,6 +11,7 @@ from licensing.models.usage import UsageMeter
 from licensing.services import quotas
 from licensing.services.extracts import MANIFEST_NAME, ensure_deliverable
 from licensing.services.file_delivery import extract_storage
+from licensing.services.licenses import key_reaches_license
 from licensing.services.metering import record_usage
 from marketplace.errors import Conflict, NotFound
 from marketplace.services.actor import Actor
@@ -30,6 +31,9 @@ def authorize_download(*, actor: Actor, extract: Extract, file_name: str) -> Aut
     the download as usage: its bytes and records; the organization's admins are e-mailed after
     commit when the download crosses 80% or 100% of the cap (licensing/services/quotas.py). The
     caller then redirects to a short-lived URL for the file."""
+    if actor.api_key is not None and not key_reaches_license(actor.api_key, extract.license_id):
+        # A key bound to another license of the organization: this extract is not its to see.
+        raise NotFound("No such extract.")
     with transaction.atomic():
         # The license's lock serializes concurrent downloads under the license, so its download
         # cap and each file's quota hold exactly. License before extract, as in start_extract.

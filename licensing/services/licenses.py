@@ -12,9 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from licensing.models import License, LicenseRequest, LicenseState
+from licensing.models import License, LicenseKey, LicenseRequest, LicenseState
 from licensing.services import compensation
 from marketplace.errors import Conflict, InvalidInput
+from marketplace.models import ApiKey
 from marketplace.services.actor import Actor
 from marketplace.services.audit import record_audit_event
 
@@ -187,3 +188,11 @@ def expire_licenses(*, now: datetime | None = None) -> int:
 def _require_reason(reason: str) -> None:
     if not reason.strip():
         raise InvalidInput("A reason is required.", fields={"reason": ["A reason is required."]})
+
+
+def key_reaches_license(api_key: ApiKey, license_id: int) -> bool:
+    """Whether an API key may act on a license of its organization: every key may, except a key
+    bound to another license (a Delta Sharing bearer token, `LicenseKey`)."""
+    binding = LicenseKey.objects.filter(api_key=api_key).values_list("license_id", flat=True)
+    bound_to = binding.first()
+    return bound_to is None or bound_to == license_id

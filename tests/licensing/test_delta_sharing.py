@@ -364,3 +364,30 @@ def test_the_profile_route_issues_a_download_key_for_admins_only(
     assert by_key.status_code == 403
     member = member_of(vendor.organization, "member").user
     assert client_for_user(member).post(url).status_code == 403
+
+
+def test_a_profiles_token_reaches_its_own_license_only(vendor: Any, license_: Any) -> None:
+    other = licensed(vendor.organization, offer=OfferFactory())
+    other_extract = ready_extract(other)
+    ready_extract(license_)
+    org = vendor.organization.slug
+    profile = vendor.admin_client.post(
+        f"/api/v1/orgs/{org}/licenses/{license_.pk}/delta-sharing-profile/"
+    ).json()
+    client = bearer(profile["bearerToken"])
+    other_share = f"license-{other.pk}"
+    key_client = Client(headers={"Authorization": f"Api-Key {profile['bearerToken']}"})
+    other_file = other_extract.manifest["files"][0]["name"]
+
+    assert client.get(f"{ROOT}/shares").json()["items"] == [
+        {"name": f"license-{license_.pk}", "id": str(license_.pk)}
+    ]
+    assert client.get(f"{ROOT}/shares/{other_share}").status_code == 404
+    assert client.post(table_url(other, "query"), {}, "application/json").status_code == 404
+    assert client.post(table_url(license_, "query"), {}, "application/json").status_code == 200
+    # Through the plain download route too: the other license's files do not exist for it.
+    refused = key_client.get(f"/api/v1/orgs/{org}/extracts/{other_extract.pk}/files/{other_file}")
+    assert refused.status_code == 404
+    assert not ExtractDownload.objects.filter(extract=other_extract).exists()
+    # The organization's own download key (not bound) still reaches both shares.
+    assert len(bearer(vendor.raw_key).get(f"{ROOT}/shares").json()["items"]) == 2
