@@ -12,7 +12,6 @@ from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -77,7 +76,7 @@ def _ndjson(lines: list[dict[str, Any]], version: int) -> HttpResponse:
 
 def endpoint_url(request: HttpRequest) -> str:
     """The profile's `endpoint`: the prefix the connector puts before `/shares`."""
-    return request.build_absolute_uri(reverse("delta-sharing-shares")).removesuffix("/shares")
+    return delta_sharing.profile_endpoint(request)
 
 
 @require_GET

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from licensing.models import License, LicenseKey, LicenseState
@@ -306,6 +307,11 @@ def query_lines(
 
 
 # --- Profile -----------------------------------------------------------------------------------
+
+
+def profile_endpoint(request: HttpRequest) -> str:
+    """The profile's `endpoint`: the prefix the connector puts before `/shares`."""
+    return request.build_absolute_uri(reverse("delta-sharing-shares")).removesuffix("/shares")
 
 
 def build_profile(*, actor: Actor, license_: License, endpoint: str) -> dict[str, Any]:

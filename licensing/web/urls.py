@@ -29,6 +29,11 @@ urlpatterns = [
     ),
     path(org + "licenses/<int:pk>/checkout/", views.license_checkout, name="license-checkout"),
     path(org + "licenses/<int:pk>/extracts/", views.extract_start, name="extract-start"),
+    path(
+        org + "licenses/<int:pk>/delta-sharing-profile/",
+        views.license_delta_sharing_profile,
+        name="license-delta-sharing-profile",
+    ),
     path(org + "extracts/<int:pk>/", views.extract_detail, name="extract"),
     path(org + "extracts/<int:pk>/progress/", views.extract_progress, name="extract-progress"),
     # No trailing slash: file names end in an extension, as in the API.

@@ -7,6 +7,7 @@ call one service and render or redirect (POST, then redirect, then GET); a servi
 becomes a message that says what to do next.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -38,6 +39,7 @@ from licensing.money import format_minor
 from licensing.services import (
     checkout,
     compliance,
+    delta_sharing,
     downloads,
     extracts,
     licenses,
@@ -542,6 +544,20 @@ def license_checkout(request: HttpRequest, tenant: Tenant, pk: int) -> HttpRespo
         return redirect(result.checkout_url)
     messages.success(request, "Paid. The license is active: you can start an extract.")
     return redirect("portal:license", org=tenant.organization.slug, pk=pk)
+
+
+@vendor_page(roles=ADMIN_ROLES, methods=("POST",))
+def license_delta_sharing_profile(request: HttpRequest, tenant: Tenant, pk: int) -> HttpResponse:
+    """The license's Delta Sharing profile file, as the API gives it: a new key bound to the
+    license, in this response only."""
+    license_ = _license(tenant, pk)
+    profile = delta_sharing.build_profile(
+        actor=_actor(request), license_=license_, endpoint=delta_sharing.profile_endpoint(request)
+    )
+    response = HttpResponse(json.dumps(profile, indent=2), content_type="application/json")
+    name = f"{delta_sharing.share_name(license_)}.share"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @vendor_page(methods=("POST",))

@@ -2,6 +2,7 @@
 organization's objects are 404, non-members and the wrong roles are refused with nothing
 changed, and forms say what is wrong. The pages call the same services as the API."""
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from licensing.models import (
     Extract,
     ExtractDownload,
     License,
+    LicenseKey,
     LicenseRequest,
     LicenseState,
     Offer,
@@ -552,3 +554,36 @@ def test_a_scope_is_shown_as_what_narrows_it() -> None:
 
     assert scope_summary(scope) == "languages: en, de; exclude sensitive"
     assert scope_summary({}) == "any"
+
+
+def test_an_admin_downloads_a_delta_sharing_profile_bound_to_the_license(world: World) -> None:
+    url = reverse("portal:license-delta-sharing-profile", args=["acme", world.license.pk])
+    page = signed_in(world.owner).get(reverse("portal:license", args=["acme", world.license.pk]))
+    assert "Download a Delta Sharing profile" in page.content.decode()
+
+    response = signed_in(world.owner).post(url)
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="license-{world.license.pk}.share"'
+    )
+    profile = json.loads(response.content)
+    assert profile["endpoint"] == "http://testserver/delta-sharing"
+    shares = Client(headers={"Authorization": f"Bearer {profile['bearerToken']}"}).get(
+        "/delta-sharing/shares"
+    )
+    assert shares.json()["items"] == [
+        {"name": f"license-{world.license.pk}", "id": str(world.license.pk)}
+    ]
+    assert LicenseKey.objects.get().license == world.license
+
+
+def test_a_member_cannot_issue_a_delta_sharing_profile(world: World) -> None:
+    url = reverse("portal:license-delta-sharing-profile", args=["acme", world.license.pk])
+    keys_before = ApiKey.objects.count()
+
+    response = signed_in(member(world.organization)).post(url)
+
+    assert response.status_code == 403
+    assert ApiKey.objects.count() == keys_before
+    assert not LicenseKey.objects.exists()
