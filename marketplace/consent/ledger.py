@@ -196,8 +196,16 @@ def parse_message(message: Any, *, source: str = "") -> list[Signal]:
 
 
 def winner(signals: Iterable[Signal]) -> Signal | None:
-    """The signal that decides a family: greatest (event_at, value)."""
-    return max(signals, key=lambda signal: (signal.event_at, signal.value), default=None)
+    """The signal that decides a family: greatest (event_at, value). Signals equal on both
+    decide the same state; the rest of the key only makes the returned signal itself the same
+    in any order (two opt-outs at one instant, one naming its purposes and one not)."""
+    return max(
+        signals,
+        key=lambda signal: (
+            signal.event_at, signal.value, signal.kind, signal.payload_json, signal.source
+        ),
+        default=None,
+    )  # fmt: skip
 
 
 def fold(
