@@ -4,6 +4,7 @@ and drawn by licensing/web/_usage_chart.html."""
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 
 from django.utils import timezone
 
@@ -160,7 +161,7 @@ def earnings_charts(
             daily=monthly[currency],
             cap=0,
             days=months,
-            label=lambda n, currency=currency: format_minor(n, currency),
+            label=partial(format_minor, currency=currency),
         )
         for currency in sorted(monthly)
     ]

@@ -16,29 +16,15 @@ from licensing.money import format_minor
 from licensing.services import creator_reports, payouts
 from licensing.web.charts import earnings_charts
 from marketplace.errors import DomainError
-from marketplace.models import Creator, User
-from marketplace.services.actor import Actor
+from marketplace.web.identity import SIGN_IN_URL, own_creator, page_actor
 
-SIGN_IN_URL = "web:sign-in"
 ROWS_SHOWN = 100  # the CSV statement has every row
-
-
-def _own_creator(request: HttpRequest) -> Creator | None:
-    # Always the signed-in person's own creator, never one named in the URL or the form.
-    if not isinstance(request.user, User):
-        return None
-    return Creator.objects.filter(user=request.user).first()
-
-
-def _actor(request: HttpRequest) -> Actor:
-    user = request.user if isinstance(request.user, User) else None
-    return Actor(user=user, ip_address=request.META.get("REMOTE_ADDR"))
 
 
 @login_required(login_url=SIGN_IN_URL)
 @require_GET
 def earnings(request: HttpRequest) -> HttpResponse:
-    creator = _own_creator(request)
+    creator = own_creator(request)
     if creator is None:
         return render(request, "web/no_creator.html", status=404)
     accruals = list(creator_reports.accruals_of(creator)[:ROWS_SHOWN])
@@ -82,11 +68,11 @@ def earnings(request: HttpRequest) -> HttpResponse:
 @login_required(login_url=SIGN_IN_URL)
 @require_POST
 def connect(request: HttpRequest) -> HttpResponse:
-    creator = _own_creator(request)
+    creator = own_creator(request)
     if creator is None:
         return render(request, "web/no_creator.html", status=404)
     try:
-        result = payouts.start_connect_onboarding(actor=_actor(request), creator=creator)
+        result = payouts.start_connect_onboarding(actor=page_actor(request), creator=creator)
     except DomainError as error:
         messages.error(request, f"{error.detail} Try again in a few minutes.")
         return redirect("creator:earnings")

@@ -30,9 +30,8 @@ from marketplace.models import (
     VettingStatus,
 )
 from marketplace.services import accounts, organizations
-from marketplace.services.actor import Actor
+from marketplace.web.identity import SIGN_IN_URL, page_actor
 
-SIGN_IN_URL = "web:sign-in"
 TEMPLATES = "licensing/web/review"
 QUEUE_PAGE_SIZE = 25
 DECISION_LABELS = {
@@ -59,14 +58,6 @@ def reviewer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         return view(request, *args, **kwargs)
 
     return checked
-
-
-def _actor(request: HttpRequest) -> Actor:
-    return Actor(
-        user=request.user if isinstance(request.user, User) else None,
-        ip_address=request.META.get("REMOTE_ADDR"),
-        request_id=getattr(request, "request_id", ""),
-    )
 
 
 def _listed(items: tuple[str, ...], labels: dict[str, str] | None = None) -> str:
@@ -198,7 +189,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     reason = request.POST.get("reason", "")
     try:
         decided = requests.decide_license_request(
-            actor=_actor(request),
+            actor=page_actor(request),
             license_request=license_request,
             decision=decision,
             reason=reason,
@@ -249,7 +240,7 @@ def vet(request: HttpRequest, slug: str) -> HttpResponse:
     organization = get_object_or_404(Organization, slug=slug)
     try:
         organizations.vet_organization(
-            actor=_actor(request),
+            actor=page_actor(request),
             organization=organization,
             decision=request.POST.get("decision", ""),
             note=request.POST.get("note", ""),

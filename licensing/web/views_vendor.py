@@ -70,10 +70,9 @@ from marketplace.models import (
     User,
 )
 from marketplace.services import api_keys
-from marketplace.services.actor import Actor
 from marketplace.services.catalog import datasets_visible_to
+from marketplace.web.identity import SIGN_IN_URL, page_actor
 
-SIGN_IN_URL = "web:sign-in"
 ACTING_ORGANIZATION = "portal_acting_organization"
 ALL_ROLES = frozenset(MembershipRole.values)
 PAYING_ROLES = ADMIN_ROLES | {MembershipRole.BILLING}
@@ -90,15 +89,6 @@ class Tenant:
     @property
     def is_admin(self) -> bool:
         return self.membership.role in ADMIN_ROLES
-
-
-def _actor(request: HttpRequest) -> Actor:
-    user = request.user if isinstance(request.user, User) else None
-    return Actor(
-        user=user,
-        ip_address=request.META.get("REMOTE_ADDR"),
-        request_id=getattr(request, "request_id", ""),
-    )
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -352,7 +342,7 @@ def request_create(request: HttpRequest, tenant: Tenant, slug: str) -> HttpRespo
     form = LicenseRequestForm(request.POST, dataset=dataset, offer=offer)
     if not form.is_valid():
         return _dataset_page(request, tenant, dataset, form, 400)
-    actor = _actor(request)
+    actor = page_actor(request)
     try:
         draft = requests.create_license_request(
             actor=actor, organization=tenant.organization, dataset=dataset, **form.terms()
@@ -456,7 +446,7 @@ def request_detail(request: HttpRequest, tenant: Tenant, pk: int) -> HttpRespons
 @vendor_page(roles=ADMIN_ROLES, methods=("POST",))
 def request_submit(request: HttpRequest, tenant: Tenant, pk: int) -> HttpResponse:
     license_request = get_object_or_404(LicenseRequest, pk=pk, organization=tenant.organization)
-    requests.submit_license_request(actor=_actor(request), license_request=license_request)
+    requests.submit_license_request(actor=page_actor(request), license_request=license_request)
     messages.success(request, "Your request is submitted; its quote is frozen below.")
     return redirect("portal:request", org=tenant.organization.slug, pk=pk)
 
@@ -464,7 +454,7 @@ def request_submit(request: HttpRequest, tenant: Tenant, pk: int) -> HttpRespons
 @vendor_page(roles=ADMIN_ROLES, methods=("POST",))
 def request_withdraw(request: HttpRequest, tenant: Tenant, pk: int) -> HttpResponse:
     license_request = get_object_or_404(LicenseRequest, pk=pk, organization=tenant.organization)
-    requests.withdraw_license_request(actor=_actor(request), license_request=license_request)
+    requests.withdraw_license_request(actor=page_actor(request), license_request=license_request)
     messages.success(request, "Your request is withdrawn.")
     return redirect("portal:request", org=tenant.organization.slug, pk=pk)
 
@@ -529,7 +519,7 @@ def license_accept_terms(request: HttpRequest, tenant: Tenant, pk: int) -> HttpR
             messages.error(request, " ".join(str(problem) for problem in problems))
         return redirect(back)
     licenses.accept_terms(
-        actor=_actor(request),
+        actor=page_actor(request),
         license_=license_,
         terms_version=form.cleaned_data["terms_version"],
     )
@@ -539,7 +529,7 @@ def license_accept_terms(request: HttpRequest, tenant: Tenant, pk: int) -> HttpR
 
 @vendor_page(roles=PAYING_ROLES, methods=("POST",))
 def license_checkout(request: HttpRequest, tenant: Tenant, pk: int) -> HttpResponse:
-    result = checkout.start_checkout(actor=_actor(request), license_=_license(tenant, pk))
+    result = checkout.start_checkout(actor=page_actor(request), license_=_license(tenant, pk))
     if result.checkout_url:
         return redirect(result.checkout_url)
     messages.success(request, "Paid. The license is active: you can start an extract.")
@@ -552,7 +542,9 @@ def license_delta_sharing_profile(request: HttpRequest, tenant: Tenant, pk: int)
     license, in this response only."""
     license_ = _license(tenant, pk)
     profile = delta_sharing.build_profile(
-        actor=_actor(request), license_=license_, endpoint=delta_sharing.profile_endpoint(request)
+        actor=page_actor(request),
+        license_=license_,
+        endpoint=delta_sharing.profile_endpoint(request),
     )
     response = HttpResponse(json.dumps(profile, indent=2), content_type="application/json")
     name = f"{delta_sharing.share_name(license_)}.share"
@@ -568,7 +560,7 @@ def extract_start(request: HttpRequest, tenant: Tenant, pk: int) -> HttpResponse
         messages.error(request, "Choose a file format from the list.")
         return redirect("portal:license", org=tenant.organization.slug, pk=pk)
     extract = extracts.start_extract(
-        actor=_actor(request), license_=license_, format_=form.cleaned_data["format"]
+        actor=page_actor(request), license_=license_, format_=form.cleaned_data["format"]
     )
     return redirect("portal:extract", org=tenant.organization.slug, pk=extract.pk)
 
@@ -628,7 +620,7 @@ def extract_progress(request: HttpRequest, tenant: Tenant, pk: int) -> HttpRespo
 def extract_download(request: HttpRequest, tenant: Tenant, pk: int, name: str) -> HttpResponse:
     """The same check and metering as the API's download, then the same short-lived URL."""
     authorized = downloads.authorize_download(
-        actor=_actor(request), extract=_extract(tenant, pk), file_name=name
+        actor=page_actor(request), extract=_extract(tenant, pk), file_name=name
     )
     url = delivery_url(
         authorized.storage_name,
@@ -671,7 +663,7 @@ def notice_acknowledge(request: HttpRequest, tenant: Tenant, pk: int) -> HttpRes
             messages.error(request, " ".join(str(problem) for problem in problems))
         return redirect("portal:notices", org=tenant.organization.slug)
     compliance.acknowledge_notice(
-        actor=_actor(request),
+        actor=page_actor(request),
         notice=notice,
         statement=form.cleaned_data["statement"],
         deletion_log_sha256=form.cleaned_data["deletion_log_sha256"],
@@ -694,7 +686,7 @@ def api_key_list(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         if form.is_valid():
             try:
                 _, created = api_keys.create_api_key(
-                    actor=_actor(request),
+                    actor=page_actor(request),
                     organization=tenant.organization,
                     name=form.cleaned_data["name"],
                     scopes=list(form.cleaned_data["scopes"]),
@@ -714,7 +706,7 @@ def api_key_list(request: HttpRequest, tenant: Tenant) -> HttpResponse:
 @vendor_page(roles=ADMIN_ROLES, methods=("POST",))
 def api_key_revoke(request: HttpRequest, tenant: Tenant, pk: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey, pk=pk, organization=tenant.organization)
-    api_keys.revoke_api_key(actor=_actor(request), api_key=api_key)
+    api_keys.revoke_api_key(actor=page_actor(request), api_key=api_key)
     messages.success(request, f"The key {api_key.name} is revoked; it stops working now.")
     return redirect("portal:api-keys", org=tenant.organization.slug)
 

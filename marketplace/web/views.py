@@ -11,28 +11,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from marketplace.errors import DomainError
-from marketplace.models import ConsentPurpose, Creator, User
+from marketplace.models import ConsentPurpose, User
 from marketplace.services import accounts, creators
-from marketplace.services.actor import Actor
 from marketplace.web.forms import ConsentForm, SignInForm
-
-SIGN_IN_URL = "web:sign-in"
-
-
-def _actor(request: HttpRequest) -> Actor:
-    user = request.user if isinstance(request.user, User) else None
-    return Actor(
-        user=user,
-        ip_address=request.META.get("REMOTE_ADDR"),
-        request_id=getattr(request, "request_id", ""),
-    )
-
-
-def _own_creator(request: HttpRequest) -> Creator | None:
-    # Always the signed-in person's own creator, never one named in the URL or the form.
-    if not isinstance(request.user, User):
-        return None
-    return Creator.objects.filter(user=request.user).first()
+from marketplace.web.identity import SIGN_IN_URL, own_creator, page_actor
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -48,7 +30,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect(SIGN_IN_URL)
     is_reviewer = isinstance(request.user, User) and accounts.is_operator_reviewer(request.user)
-    context = {"creator": _own_creator(request), "is_reviewer": is_reviewer}
+    context = {"creator": own_creator(request), "is_reviewer": is_reviewer}
     return render(request, "web/home.html", context)
 
 
@@ -83,7 +65,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 @login_required(login_url=SIGN_IN_URL)
 @require_http_methods(["GET", "POST"])
 def creator_consent(request: HttpRequest) -> HttpResponse:
-    creator = _own_creator(request)
+    creator = own_creator(request)
     if creator is None:
         return render(request, "web/no_creator.html", status=404)
     state = creators.consent_state(creator)
@@ -97,7 +79,7 @@ def creator_consent(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 creators.update_creator_preferences(
-                    actor=_actor(request),
+                    actor=page_actor(request),
                     creator=creator,
                     consent=form.consent_choices(),
                     compensation_opt_in=form.cleaned_data["compensation_opt_in"],

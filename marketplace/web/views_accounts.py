@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from marketplace.errors import DomainError
 from marketplace.models import User
 from marketplace.services import organizations
-from marketplace.web.views import SIGN_IN_URL, _actor
+from marketplace.web.identity import SIGN_IN_URL, page_actor
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -49,7 +49,7 @@ def accept_invitation(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and isinstance(request.user, User):
         try:
             membership = organizations.accept_invitation(
-                actor=_actor(request), user=request.user, token=token
+                actor=page_actor(request), user=request.user, token=token
             )
         except DomainError as failure:
             error = failure.detail
