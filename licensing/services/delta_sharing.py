@@ -33,6 +33,7 @@ from licensing.models.extracts import Extract, ExtractFormat, ExtractPart, Extra
 from licensing.services import downloads
 from licensing.services.extract_files import FIELD_TYPES
 from licensing.services.file_delivery import delivery_url
+from licensing.services.licenses import bound_license_id
 from marketplace.errors import InvalidInput, NotAllowed, NotFound
 from marketplace.models import ApiKey, ApiKeyScope
 from marketplace.services.actor import Actor
@@ -93,9 +94,9 @@ def shared_licenses(api_key: ApiKey) -> QuerySet[License]:
     licenses = License.objects.filter(
         organization=api_key.organization_id, state__in=_SHARED_STATES
     )
-    bound_to = LicenseKey.objects.filter(api_key=api_key).values_list("license_id", flat=True)
-    if bound_to.exists():
-        licenses = licenses.filter(pk__in=bound_to)
+    bound_to = bound_license_id(api_key)
+    if bound_to is not None:
+        licenses = licenses.filter(pk=bound_to)
     return licenses.select_related("dataset").order_by("id")
 
 

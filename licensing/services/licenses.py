@@ -190,9 +190,13 @@ def _require_reason(reason: str) -> None:
         raise InvalidInput("A reason is required.", fields={"reason": ["A reason is required."]})
 
 
+def bound_license_id(api_key: ApiKey) -> int | None:
+    """The license a key is bound to (`LicenseKey`, a Delta Sharing bearer token), if any."""
+    return LicenseKey.objects.filter(api_key=api_key).values_list("license_id", flat=True).first()
+
+
 def key_reaches_license(api_key: ApiKey, license_id: int) -> bool:
     """Whether an API key may act on a license of its organization: every key may, except a key
-    bound to another license (a Delta Sharing bearer token, `LicenseKey`)."""
-    binding = LicenseKey.objects.filter(api_key=api_key).values_list("license_id", flat=True)
-    bound_to = binding.first()
+    bound to another license."""
+    bound_to = bound_license_id(api_key)
     return bound_to is None or bound_to == license_id
