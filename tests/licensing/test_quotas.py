@@ -2,13 +2,12 @@
 a download that would pass it, owners and admins hear once at 80% and once at 100%, and
 concurrent downloads at the boundary never pass the cap (PostgreSQL)."""
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core import mail
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from licensing.models import Extract, ExtractDownload, License, QuotaAlert, UsageEvent, UsageMeter
@@ -17,6 +16,7 @@ from licensing.services.downloads import AuthorizedDownload, authorize_download
 from marketplace.errors import Conflict
 from marketplace.models import MembershipRole
 from marketplace.services.actor import Actor
+from tests.faults.race import race
 from tests.licensing.extract_helpers import generated_offer, licensed, run_inline
 
 pytestmark = pytest.mark.django_db
@@ -241,27 +241,6 @@ def test_bytes_format_for_people() -> None:
 # --- Concurrent downloads at the boundary (PostgreSQL) -----------------------------------------
 
 
-def _race(callables: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(callables))
-    outcomes: list[Any] = [None] * len(callables)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            outcomes[index] = call()
-        except Exception as error:  # noqa: BLE001 - the outcome under test
-            outcomes[index] = error
-        finally:
-            connections.close_all()  # this thread's connections, so the test database can go
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(callables)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
-
-
 @pytest.mark.faults
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
@@ -287,7 +266,7 @@ def test_concurrent_downloads_at_the_boundary_never_pass_the_cap(
     settings.LICENSE_DOWNLOAD_BYTES_CAP = cap
     racers = [first, second] * 4
 
-    outcomes = _race([lambda e=e: download(license_, e, FIRST_FILE) for e in racers])
+    outcomes = race([lambda e=e: download(license_, e, FIRST_FILE) for e in racers])
 
     won = [o for o in outcomes if isinstance(o, AuthorizedDownload)]
     lost = [(e, o) for e, o in zip(racers, outcomes, strict=True) if isinstance(o, Conflict)]
