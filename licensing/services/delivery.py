@@ -22,6 +22,8 @@ _PSEUDONYMIZED = {
     "referenced_author_id": "user",
 }
 PSEUDONYM_HEX_LENGTH = 32  # 128 bits: collisions are negligible at 10^9 records
+_PSEUDONYM_BYTES = PSEUDONYM_HEX_LENGTH // 2
+_SHA256_BLOCK = 64
 
 
 class Pseudonymizer:
@@ -34,14 +36,27 @@ class Pseudonymizer:
     def __init__(self, key: bytes) -> None:
         self._key = key
         self._cache: dict[tuple[str, int], str] = {}
+        # HMAC's two keyed SHA-256 states (RFC 2104), computed once: copying them per message
+        # is 2.5x faster than `hmac.digest`, which sets the key up again on every call (6.6
+        # against 2.6 us an id here; an extract pseudonymizes every row). Same bytes: a test
+        # compares with `hmac.digest`.
+        block = key if len(key) <= _SHA256_BLOCK else hashlib.sha256(key).digest()
+        block = block.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
+
+    def _digest_hex(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:_PSEUDONYM_BYTES].hex()
 
     def __call__(self, namespace: str, platform_id: int) -> str:
         cached = self._cache.get((namespace, platform_id))
         if cached is not None:
             return cached
-        message = f"{namespace}:{platform_id}".encode()
-        # hmac.digest is the one-shot C path: several times faster than hmac.new per id.
-        pseudonym = hmac.digest(self._key, message, "sha256").hex()[:PSEUDONYM_HEX_LENGTH]
+        pseudonym = self._digest_hex(f"{namespace}:{platform_id}".encode())
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.clear()
         self._cache[(namespace, platform_id)] = pseudonym
@@ -52,13 +67,8 @@ class Pseudonymizer:
         repeat (a part's own posts), where the cache would only cost."""
         if cache:
             return [self(namespace, platform_id) for platform_id in platform_ids]
-        key, prefix = self._key, f"{namespace}:"
-        return [
-            hmac.digest(key, f"{prefix}{platform_id}".encode(), "sha256").hex()[
-                :PSEUDONYM_HEX_LENGTH
-            ]
-            for platform_id in platform_ids
-        ]
+        digest_hex, prefix = self._digest_hex, f"{namespace}:"
+        return [digest_hex(f"{prefix}{platform_id}".encode()) for platform_id in platform_ids]
 
     @classmethod
     def for_license(cls, pseudonym_key: str) -> "Pseudonymizer":

@@ -46,7 +46,7 @@ from marketplace.consent.eligibility import (
     eligible_posts,
     referenced_posts,
 )
-from marketplace.consent.redaction import redact_text
+from marketplace.consent.redaction import may_redact, redact_text
 from marketplace.models.corpus import PostKind
 
 _CSV_TYPES = {
@@ -65,7 +65,7 @@ _CSV_TYPES = {
     "geo_kept": pa.string(),
 }
 _CSV_BLOCK_BYTES = 2 << 20  # ~7k rows a batch: memory stays flat for any part size
-_REFERENCE_KINDS = (PostKind.QUOTE, PostKind.REPLY)
+_REFERENCE_KINDS = pa.array([PostKind.QUOTE.value, PostKind.REPLY.value], pa.string())
 
 
 def applies(format_: str) -> bool:
@@ -239,7 +239,10 @@ class _Shaper:
         )
 
     def shape(self, batch: pa.RecordBatch) -> tuple[pa.Table, list[int], list[str]]:
-        """(the shaped table, the posts' platform ids, their pseudonyms)."""
+        """(the shaped table, the posts' platform ids, their pseudonyms). Python touches each
+        row once, for its post pseudonym; everything else is Arrow compute over the column, or
+        Python over the few rows that need it (texts that may be redacted, distinct authors,
+        referenced posts)."""
         column = dict(zip(COLUMNAR_FIELDS, batch.columns, strict=True))
         wanted = set(self._fields)
         pseudonymize = self._pseudonymize
@@ -247,25 +250,41 @@ class _Shaper:
         post_pseudonyms = pseudonymize.many("post", post_ids, cache=False)
 
         # Rule 5: a quote or reply carries its referenced post only if that post is eligible.
-        kinds = column["kind"].to_pylist()
-        reference_ids = [
-            ref if kind in _REFERENCE_KINDS else None
-            for ref, kind in zip(column["referenced_platform_id"].to_pylist(), kinds, strict=True)
-        ]
-        referenced = referenced_posts(self._base, {ref for ref in reference_ids if ref})
-        references = [referenced.get(ref) if ref is not None else None for ref in reference_ids]
+        # `position` is each row's index into `refs` (null: no eligible referenced post).
+        is_reference = pc.is_in(column["kind"], value_set=_REFERENCE_KINDS)
+        reference_ids = pc.if_else(
+            is_reference, column["referenced_platform_id"], pa.scalar(None, pa.int64())
+        )
+        referenced = referenced_posts(self._base, pc.unique(reference_ids.drop_null()).to_pylist())
+        refs = list(referenced.values())
+        position = pc.index_in(
+            reference_ids, value_set=pa.array([ref["platform_id"] for ref in refs], pa.int64())
+        )
 
-        # Redaction: only texts with an "@" need the mentioned accounts and the entities.
-        texts: list[str] = column["text"].to_pylist()
-        at_rows = [index for index, text in enumerate(texts) if "@" in text]
-        at_mentions = [
-            None if raw is None else orjson.loads(raw)
-            for raw in column["mentions"].take(pa.array(at_rows, pa.int64())).to_pylist()
+        def per_row(values: list[Any]) -> pa.Array:
+            return pa.array(values, pa.string()).take(position)
+
+        # Redaction, only where it may change something; its mention lookups need only the
+        # texts holding an "@" (of these rows and of the referenced posts).
+        texts = column["text"]
+        may_change = may_redact(texts)
+        rows = pa.array(np.flatnonzero(may_change.to_numpy(zero_copy_only=False)), pa.int64())
+        changing = list(
+            zip(
+                texts.take(rows).to_pylist(),
+                column["mentions"].take(rows).to_pylist(),
+                strict=True,
+            )
+        )
+        to_redact = [
+            (text, orjson.loads(raw) if raw is not None and "@" in text else None)
+            for text, raw in changing
         ]
-        at_refs = [ref for ref in referenced.values() if "@" in ref["text"]]
+        at_refs = [ref for ref in refs if "@" in ref["text"]]
         public = self._mentions.resolve(
-            at_mentions + [ref["mentions"] for ref in at_refs],
-            [texts[index] for index in at_rows] + [ref["text"] for ref in at_refs],
+            [mentions for text, mentions in to_redact if "@" in text]
+            + [ref["mentions"] for ref in at_refs],
+            [text for text, _ in to_redact if "@" in text] + [ref["text"] for ref in at_refs],
         )
 
         out: dict[str, Any] = {}
@@ -274,50 +293,38 @@ class _Shaper:
         if "created_at" in wanted:
             out["created_at"] = column["created_iso"]
         if "text" in wanted:
-            redacted = [None if "@" in text else redact_text(text, public=public) for text in texts]
-            for index, mentions in zip(at_rows, at_mentions, strict=True):
-                redacted[index] = redact_text(texts[index], mentions=mentions, public=public)
-            out["text"] = pa.array(redacted, pa.string())
+            redacted = [
+                redact_text(text, mentions=mentions, public=public) for text, mentions in to_redact
+            ]
+            out["text"] = pc.replace_with_mask(texts, may_change, pa.array(redacted, pa.string()))
         for name in ("lang", "kind", "possibly_sensitive"):
             if name in wanted:
                 out[name] = column[name]
         if "hashtags" in wanted:
             out["hashtags"] = _hashtag_lists(column["hashtags"])
         if "author_id" in wanted:
+            # One HMAC (or cache hit) per distinct author of the batch, not per row.
+            authors = column["author__platform_id"]
+            distinct = pc.unique(authors)
             out["author_id"] = pa.array(
-                pseudonymize.many("user", column["author__platform_id"].to_pylist()), pa.string()
-            )
+                pseudonymize.many("user", distinct.to_pylist()), pa.string()
+            ).take(pc.index_in(authors, value_set=distinct))
         if "author_handle" in wanted:
             out["author_handle"] = column["author__handle"]
         if "referenced_post_id" in wanted:
-            out["referenced_post_id"] = pa.array(
-                [
-                    None if ref is None else pseudonymize("post", ref["platform_id"])
-                    for ref in references
-                ],
-                pa.string(),
+            out["referenced_post_id"] = per_row(
+                [pseudonymize("post", ref["platform_id"]) for ref in refs]
             )
         if "referenced_text" in wanted:
-            redacted_refs = {
-                ref_id: redact_text(ref["text"], mentions=ref["mentions"], public=public)
-                for ref_id, ref in referenced.items()
-            }
-            out["referenced_text"] = pa.array(
-                [None if ref is None else redacted_refs[ref["platform_id"]] for ref in references],
-                pa.string(),
+            out["referenced_text"] = per_row(
+                [redact_text(ref["text"], mentions=ref["mentions"], public=public) for ref in refs]
             )
         if "referenced_author_id" in wanted:
-            out["referenced_author_id"] = pa.array(
-                [
-                    None if ref is None else pseudonymize("user", ref["author__platform_id"])
-                    for ref in references
-                ],
-                pa.string(),
+            out["referenced_author_id"] = per_row(
+                [pseudonymize("user", ref["author__platform_id"]) for ref in refs]
             )
         if "referenced_author_handle" in wanted:
-            out["referenced_author_handle"] = pa.array(
-                [None if ref is None else ref["author__handle"] for ref in references], pa.string()
-            )
+            out["referenced_author_handle"] = per_row([ref["author__handle"] for ref in refs])
         if "public_metrics" in wanted:
             out["public_metrics"] = pa.array(
                 _json_texts(column["public_metrics"].to_pylist()), pa.string()

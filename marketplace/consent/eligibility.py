@@ -431,15 +431,18 @@ def public_accounts(
         prefix="", as_of=as_of, licensee_country=licensee_country, aliases=aliases
     )
     lowered = sorted({handle.lower() for handle in handles})
-    who = Q(platform_id__in=_among(sorted(set(platform_ids)), "bigint"))
+    # The two lookups are a UNION of index scans, not one OR: PostgreSQL cannot use an index
+    # for `platform_id IN (...) OR lower(handle) IN (...)` and judged every creator (120 ms a
+    # chunk of an extract at 80k creators, against 10 ms).
+    matched = Creator.objects.filter(
+        platform_id__in=_among(sorted(set(platform_ids)), "bigint")
+    ).values("pk")
     if lowered:
-        who |= Q(handle_lower__in=_among(lowered, "text"))
-    return (
-        Creator.objects.annotate(handle_lower=Lower("handle"))
-        .alias(**aliases)
-        .filter(who)
-        .filter(is_public)
-    )
+        by_handle = Creator.objects.annotate(handle_lower=Lower("handle")).filter(
+            handle_lower__in=_among(lowered, "text")
+        )
+        matched = matched.order_by().union(by_handle.order_by().values("pk"), all=True)
+    return Creator.objects.alias(**aliases).filter(pk__in=matched).filter(is_public)
 
 
 # --- Record emission ---------------------------------------------------------------------------

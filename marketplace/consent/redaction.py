@@ -14,6 +14,9 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 REDACTED_MENTION = "@[redacted]"
 REDACTED_EMAIL = "[redacted email]"
 REDACTED_PHONE = "[redacted phone]"
@@ -32,6 +35,9 @@ _ISO_DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-.
 _DIGIT = re.compile(r"\d")
 _DECIMAL = re.compile(r"^\d+\.\d+$")
 _YEAR_RANGE = re.compile(r"^\d{4}\s*-\s*\d{4}$")
+# The fewest decimal digits a phone number has: text with fewer is never changed by the phone
+# rule (`may_redact` relies on it).
+_PHONE_MIN_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,11 @@ def _phone_or_not(match: re.Match[str]) -> str:
     if _ISO_DATE.match(candidate) or _DECIMAL.match(candidate) or _YEAR_RANGE.match(candidate):
         return match.group(0)
     if candidate.startswith("+"):
-        return REDACTED_PHONE if 7 <= digits <= 15 else match.group(0)
+        return REDACTED_PHONE if _PHONE_MIN_DIGITS <= digits <= 15 else match.group(0)
     has_separator = any(not character.isdigit() for character in candidate)
-    if (has_separator and 7 <= digits <= 13) or (not has_separator and 10 <= digits <= 13):
+    if (has_separator and _PHONE_MIN_DIGITS <= digits <= 13) or (
+        not has_separator and 10 <= digits <= 13
+    ):
         return REDACTED_PHONE
     return match.group(0)
 
@@ -97,6 +105,20 @@ def redact_text(text: str, *, mentions: Any = (), public: PublicAccounts) -> str
     if _DIGIT.search(text) is None:
         return text
     return _PHONE_CANDIDATE.sub(_phone_or_not, text)
+
+
+def may_redact(texts: pa.Array) -> pa.Array:
+    """For a whole Arrow column of texts at once: False where `redact_text` certainly returns
+    the text unchanged, whatever the mentions and public accounts; True where it may not. So a
+    caller runs `redact_text` only where this is True (the columnar extract path).
+
+    Exact reasoning, not a heuristic: e-mails and mentions need an "@"; the phone rule replaces
+    only a candidate holding at least `_PHONE_MIN_DIGITS` characters that Python's `\\d`
+    matches, which is Unicode category Nd, what RE2's `\\p{Nd}` counts (a test checks every
+    code point, so a Unicode upgrade on either side cannot slip through)."""
+    has_at = pc.match_substring(texts, "@")
+    digits = pc.count_substring_regex(texts, r"\p{Nd}")
+    return pc.fill_null(pc.or_(has_at, pc.greater_equal(digits, _PHONE_MIN_DIGITS)), False)
 
 
 def public_accounts_from(rows: Iterable[tuple[int, str]]) -> PublicAccounts:

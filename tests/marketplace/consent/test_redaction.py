@@ -1,6 +1,11 @@
 """Redaction of emitted text: mentions of accounts not known to be public, e-mail addresses and
 phone numbers; ordinary numbers, dates and handles of public accounts stay."""
 
+import re
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +15,7 @@ from marketplace.consent.redaction import (
     REDACTED_MENTION,
     REDACTED_PHONE,
     PublicAccounts,
+    may_redact,
     mentioned_handles,
     public_accounts_from,
     redact_text,
@@ -120,3 +126,52 @@ def test_no_unknown_handle_survives(handle: str, before: str, after: str) -> Non
     redacted = redact_text(f"{before}@{handle}{after}", public=PublicAccounts())
     assert f"@{handle}" not in redacted
     assert redacted == f"{before}{REDACTED_MENTION}{after}"
+
+
+def test_may_redact_counts_exactly_the_digits_python_matches() -> None:
+    """`may_redact` counts digits with RE2's \\p{Nd}; the phone rule counts Python's \\d. Over
+    every code point, RE2 must count at least what Python matches, or a phone number written in
+    a script's digits could skip redaction. This fails if a Unicode upgrade on either side ever
+    makes them differ in the unsafe direction."""
+    characters = [chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF]
+    python_digits = [bool(re.fullmatch(r"\d", character)) for character in characters]
+    arrow_digits = pc.count_substring_regex(pa.array(characters), r"\p{Nd}").to_pylist()
+    missed = [
+        f"U+{ord(character):04X}"
+        for character, is_digit, counted in zip(
+            characters, python_digits, arrow_digits, strict=True
+        )
+        if is_digit and not counted
+    ]
+    assert sum(python_digits) > 600  # the check ran over the scripts' digits, not only ASCII
+    assert missed == []
+
+
+unicode_text = st.text(
+    alphabet=st.sampled_from(
+        [*"ab @._-+()/:, 0123456789", "\u0663", "\u0967", "\uff11", "\u00a0", "\u2009"]
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=2000, database=None)
+@given(texts=st.lists(unicode_text, min_size=1, max_size=8))
+def test_text_may_redact_passes_over_is_never_changed_by_redaction(texts: list[str]) -> None:
+    """Property: where `may_redact` says False, `redact_text` returns the text unchanged with
+    no public accounts at all (the most redacting case), so skipping it loses nothing."""
+    flags = may_redact(pa.array(texts, pa.string())).to_pylist()
+    for text, flag in zip(texts, flags, strict=True):
+        if not flag:
+            assert redact_text(text, public=PublicAccounts()) == text
+
+
+def test_may_redact_flags_phone_numbers_in_any_script_and_every_at() -> None:
+    texts = [
+        "call +44 20 7946 0958",
+        "call \u0660\u0661\u0662-\u0663\u0664\u0665\u0666",
+        "a@b",
+        "plain 123",
+    ]
+    assert may_redact(pa.array(texts)).to_pylist() == [True, True, True, False]
+    assert redact_text(texts[1], public=PublicAccounts()) != texts[1]
