@@ -548,7 +548,7 @@ def referenced_posts(base: QuerySet[Post], ids: Iterable[int]) -> dict[int, dict
     if not wanted:
         return {}
     return {
-        ref["platform_id"]: ref
+        ref["platform_id"]: dict(ref)
         for ref in base.filter(platform_id__in=_among(wanted, "bigint")).values(
             "platform_id", "text", "mentions", "author__platform_id", "author__handle"
         )
