@@ -6,10 +6,11 @@ as one `COPY (<the eligible query>) TO STDOUT (FORMAT csv)`, read on its own con
 thread (PostgreSQL produces the next rows while this process shapes the last ones), parsed into
 Arrow batches by pyarrow's CSV reader, shaped column by column (pseudonyms, redaction, rule 5's
 referenced posts, JSON text) and written with the same writer, in row groups cut at the same
-rows. The WHERE clause is `eligible_posts`' (via `eligible_columnar_rows`), and referenced posts
-and public mentions are looked up with the same functions as `eligible_records`, so the rules
-stay in one place; tests/licensing/test_extract_fast_path.py proves the files, manifest and
-delivery record byte-identical to the generic path's.
+rows. The WHERE clause is `eligible_posts`' (via `eligible_columnar_rows`), which also brings
+each quote's or reply's referenced post through the same filter, in the same query; public
+mentions are looked up with the same `PublicMentions` as `eligible_records`, so the rules stay
+in one place. tests/licensing/test_extract_fast_path.py proves the files, manifest and delivery
+record byte-identical to the generic path's.
 """
 
 import contextlib
@@ -43,11 +44,8 @@ from marketplace.consent.eligibility import (
     COLUMNAR_FIELDS,
     PublicMentions,
     eligible_columnar_rows,
-    eligible_posts,
-    referenced_posts,
 )
 from marketplace.consent.redaction import may_redact, redact_text
-from marketplace.models.corpus import PostKind
 
 _CSV_TYPES = {
     "platform_id": pa.int64(),
@@ -59,13 +57,12 @@ _CSV_TYPES = {
     "possibly_sensitive": pa.bool_(),
     "author__platform_id": pa.int64(),
     "author__handle": pa.string(),
-    "referenced_platform_id": pa.int64(),
+    "referenced": pa.string(),
     "mentions": pa.string(),
     "public_metrics": pa.string(),
     "geo_kept": pa.string(),
 }
 _CSV_BLOCK_BYTES = 2 << 20  # ~7k rows a batch: memory stays flat for any part size
-_REFERENCE_KINDS = pa.array([PostKind.QUOTE.value, PostKind.REPLY.value], pa.string())
 
 
 def applies(format_: str) -> bool:
@@ -233,7 +230,6 @@ class _Shaper:
         self._fields = list(fields)
         self._schema = arrow_schema(self._fields)
         self._pseudonymize = pseudonymize
-        self._base = eligible_posts(**selection)
         self._mentions = PublicMentions(
             as_of=selection["as_of"], licensee_country=selection["licensee_country"]
         )
@@ -249,17 +245,13 @@ class _Shaper:
         post_ids: list[int] = column["platform_id"].to_pylist()
         post_pseudonyms = pseudonymize.many("post", post_ids, cache=False)
 
-        # Rule 5: a quote or reply carries its referenced post only if that post is eligible.
-        # `position` is each row's index into `refs` (null: no eligible referenced post).
-        is_reference = pc.is_in(column["kind"], value_set=_REFERENCE_KINDS)
-        reference_ids = pc.if_else(
-            is_reference, column["referenced_platform_id"], pa.scalar(None, pa.int64())
-        )
-        referenced = referenced_posts(self._base, pc.unique(reference_ids.drop_null()).to_pylist())
-        refs = list(referenced.values())
-        position = pc.index_in(
-            reference_ids, value_set=pa.array([ref["platform_id"] for ref in refs], pa.int64())
-        )
+        # Rule 5: the query gave a quote's or reply's referenced post only if it is eligible.
+        # `position` is each row's index into `refs` (null: none), one entry per distinct post.
+        references = column["referenced"]
+        present = references.drop_null()
+        distinct = pc.unique(present)
+        refs = [orjson.loads(text) for text in distinct.to_pylist()]
+        position = pc.index_in(references, value_set=distinct)
 
         def per_row(values: list[Any]) -> pa.Array:
             return pa.array(values, pa.string()).take(position)

@@ -52,7 +52,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, Collate, Lower
+from django.db.models.functions import Coalesce, Collate, JSONObject, Lower
 
 from marketplace.consent.ledger import OFF
 from marketplace.consent.redaction import (
@@ -526,7 +526,7 @@ def eligible_records(
         referenced_ids = {
             row["referenced_platform_id"]
             for row in rows
-            if row["kind"] in (PostKind.QUOTE, PostKind.REPLY) and row["referenced_platform_id"]
+            if row["kind"] in _REFERENCE_KINDS and row["referenced_platform_id"] is not None
         }
         referenced = referenced_posts(base, referenced_ids)
         public = mentions.resolve(
@@ -540,6 +540,11 @@ def eligible_records(
             return
 
 
+_REFERENCE_KINDS = (PostKind.QUOTE, PostKind.REPLY)
+# What a record carries of its referenced post (rule 5), as `referenced_posts` gives it.
+_REFERENCED_FIELDS = ("platform_id", "text", "mentions", "author__platform_id", "author__handle")
+
+
 def referenced_posts(base: QuerySet[Post], ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Rule 5's lookup: the referenced posts among `ids` that are themselves in `base` (the
     eligible posts, not one part's id range), by platform id, with the fields a record carries
@@ -549,14 +554,14 @@ def referenced_posts(base: QuerySet[Post], ids: Iterable[int]) -> dict[int, dict
         return {}
     return {
         ref["platform_id"]: dict(ref)
-        for ref in base.filter(platform_id__in=_among(wanted, "bigint")).values(
-            "platform_id", "text", "mentions", "author__platform_id", "author__handle"
-        )
+        for ref in base.filter(platform_id__in=_among(wanted, "bigint")).values(*_REFERENCED_FIELDS)
     }
 
 
 # The columns of `eligible_columnar_rows`, in order: `_ROW_FIELDS` with the date already in the
-# ISO 8601 form records carry and geo already dropped when scrubbed.
+# ISO 8601 form records carry, geo already dropped when scrubbed, and in place of the referenced
+# post's id, the referenced post itself when rule 5 lets it through (a JSON object of
+# `_REFERENCED_FIELDS`, else NULL).
 COLUMNAR_FIELDS = (
     "platform_id",
     "created_iso",
@@ -567,7 +572,7 @@ COLUMNAR_FIELDS = (
     "possibly_sensitive",
     "author__platform_id",
     "author__handle",
-    "referenced_platform_id",
+    "referenced",
     "mentions",
     "public_metrics",
     "geo_kept",
@@ -589,7 +594,10 @@ def eligible_columnar_rows(
     most `limit`, as a `.values(*COLUMNAR_FIELDS)` queryset for a bulk `COPY` (the columnar
     extract path). The WHERE clause is `eligible_posts`'; only the select list differs from
     `eligible_records`' rows: `created_iso` is `datetime.isoformat()` of the UTC timestamp
-    (microseconds only when non-zero), `geo_kept` is NULL once geo is scrubbed."""
+    (microseconds only when non-zero), `geo_kept` is NULL once geo is scrubbed, and
+    `referenced` is what `referenced_posts` gives for a quote's or reply's referenced post,
+    looked up per row in the same query (so PostgreSQL does it while it streams) with the same
+    eligibility filter."""
     utc = "%(expressions)s AT TIME ZONE 'UTC'"
     created_iso = Func(
         F("created_at"),
@@ -602,16 +610,24 @@ def eligible_columnar_rows(
     geo_kept = Case(
         When(is_geo_scrubbed=False, then=F("geo")), default=None, output_field=JSONField()
     )
+    base = eligible_posts(
+        dataset=dataset,
+        scope=scope,
+        purposes=purposes,
+        as_of=as_of,
+        licensee_country=licensee_country,
+    )
+    reference = base.filter(platform_id=OuterRef("referenced_platform_id")).values(
+        reference=JSONObject(**{name: F(name) for name in _REFERENCED_FIELDS})
+    )[:1]
+    referenced = Case(
+        When(kind__in=_REFERENCE_KINDS, then=Subquery(reference)),
+        default=None,
+        output_field=JSONField(),
+    )
     return (
-        eligible_posts(
-            dataset=dataset,
-            scope=scope,
-            purposes=purposes,
-            as_of=as_of,
-            licensee_country=licensee_country,
-        )
-        .filter(platform_id__gt=after_post_id, platform_id__lte=up_to_post_id)
-        .annotate(created_iso=created_iso, geo_kept=geo_kept)
+        base.filter(platform_id__gt=after_post_id, platform_id__lte=up_to_post_id)
+        .annotate(created_iso=created_iso, geo_kept=geo_kept, referenced=referenced)
         .order_by("platform_id")
         .values(*COLUMNAR_FIELDS)[:limit]
     )
@@ -694,7 +710,7 @@ def _record(
     referenced: Mapping[int, Mapping[str, Any]],
     public: PublicAccounts,
 ) -> dict[str, Any]:
-    is_reference_kind = row["kind"] in (PostKind.QUOTE, PostKind.REPLY)
+    is_reference_kind = row["kind"] in _REFERENCE_KINDS
     reference = referenced.get(row["referenced_platform_id"]) if is_reference_kind else None
     return {
         "post_id": row["platform_id"],

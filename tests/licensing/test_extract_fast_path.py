@@ -100,9 +100,14 @@ def test_the_columnar_path_writes_the_generic_paths_bytes(
     assert columnar.manifest == generic.manifest
     assert _delivery(columnar) == _delivery(generic)
     assert sum(part.canaries_written for part in generic.parts.all()) > 0
-    texts = {record["text"] for record in delivered_records(generic)}
+    records = delivered_records(generic)
+    texts = {record["text"] for record in records}
     assert any("東京" in text for text in texts), "the awkward texts must be delivered"
     assert any("[redacted phone]" in text for text in texts)
+    # Rule 5 is exercised both ways: referenced posts carried, and withheld when ineligible.
+    references = [record for record in records if record["kind"] in ("quote", "reply")]
+    assert any(record["referenced_post_id"] for record in references)
+    assert any(record["referenced_post_id"] is None for record in references)
 
 
 def test_an_extract_with_nothing_eligible_is_the_same_on_both_paths(
