@@ -1,7 +1,8 @@
 """Abuse: what a hostile or careless client can send, and that each answer is a clean 4xx that
-changes nothing. Key guessing (429 per prefix and address), signed download links (403), path
-tricks in file names (404, nothing metered), oversized bodies (413, nothing ingested) and junk
-scopes (400 naming the field). docs/SECURITY.md maps each threat to these tests."""
+changes nothing. Key guessing (429 per prefix and address, on the API and on Delta Sharing's
+bearer token alike), signed download links (403), path tricks in file names (404, nothing
+metered), oversized bodies (413, nothing ingested) and junk scopes (400 naming the field).
+docs/SECURITY.md maps each threat to these tests."""
 
 import json
 import os
@@ -46,62 +47,116 @@ def get_with_key(raw_key: str, url: str, address: str, **extra: str) -> Any:
 
 # --- API key guessing -------------------------------------------------------------------------
 
+# Two doors take a key: `Authorization: Api-Key` on the API, and the Delta Sharing bearer token.
+# Both are guarded by the same counts, each door answering 429 in its own error shape.
+DELTA_SHARES = "/delta-sharing/shares"
+DOORS = ["api-key", "delta-sharing-bearer"]
+THROTTLED_BODY = {
+    "api-key": {
+        "code": "throttled",
+        "detail": "Too many failed API-key attempts from this address. "
+        "Expected available in 240 seconds.",
+    },
+    "delta-sharing-bearer": {
+        "errorCode": "RESOURCE_EXHAUSTED",
+        "message": "Too many failed API-key attempts from this address. Try again in 240 seconds.",
+    },
+}
 
+
+def get_shares_with_token(raw_key: str, address: str, **extra: str) -> Any:
+    return Client().get(
+        DELTA_SHARES, HTTP_AUTHORIZATION=f"Bearer {raw_key}", REMOTE_ADDR=address, **extra
+    )
+
+
+def sender(door: str, tenant: Tenant) -> Callable[..., Any]:
+    """`send(raw_key, address, **extra)`: one authenticated GET through the door; a right key
+    answers 200."""
+    if door == "delta-sharing-bearer":
+        return get_shares_with_token
+    url = ORG_ROUTE.format(slug=tenant.organization.slug)
+    return lambda raw_key, address, **extra: get_with_key(raw_key, url, address, **extra)
+
+
+@pytest.mark.parametrize("door", DOORS)
 @override_settings(API_KEY_FAILURES_PER_PREFIX=3, API_KEY_FAILURE_WINDOW_SECONDS=300)
-def test_guessing_a_keys_secret_is_throttled_per_prefix_and_address(vendor: Tenant) -> None:
-    url = ORG_ROUTE.format(slug=vendor.organization.slug)
+def test_guessing_a_keys_secret_is_throttled_per_prefix_and_address(
+    vendor: Tenant, door: str
+) -> None:
+    send = sender(door, vendor)
     guess = guess_for(vendor.raw_key)
     # 2026-01-01 00:00 UTC is a multiple of the 300 s window, so 12:01:00 leaves 240 s.
     with freeze_time("2026-01-01 12:01:00"):
         # Given three wrong guesses for the key's prefix from one address
-        assert [get_with_key(guess, url, ATTACKER).status_code for _ in range(3)] == [401] * 3
+        assert [send(guess, ATTACKER).status_code for _ in range(3)] == [401] * 3
 
         # When that address tries again, even with the right key
-        throttled = get_with_key(guess, url, ATTACKER)
-        right_key_from_attacker = get_with_key(vendor.raw_key, url, ATTACKER)
+        throttled = send(guess, ATTACKER)
+        right_key_from_attacker = send(vendor.raw_key, ATTACKER)
 
-        # Then both are 429 (a 200 would confirm a correct guess), with the time left
+        # Then both are 429 (a 200 would confirm a correct guess), with the time left, in the
+        # door's error shape
         assert throttled.status_code == 429
         assert throttled["Retry-After"] == "240"
-        assert throttled.json() == {
-            "code": "throttled",
-            "detail": "Too many failed API-key attempts from this address. "
-            "Expected available in 240 seconds.",
-        }
+        assert throttled.json() == THROTTLED_BODY[door]
         assert right_key_from_attacker.status_code == 429
 
         # And the owner, calling from elsewhere, is not locked out
-        assert get_with_key(vendor.raw_key, url, OWNER).status_code == 200
+        assert send(vendor.raw_key, OWNER).status_code == 200
 
     # And the next window lets the address try again
     with freeze_time("2026-01-01 12:05:00"):
-        assert get_with_key(vendor.raw_key, url, ATTACKER).status_code == 200
+        assert send(vendor.raw_key, ATTACKER).status_code == 200
 
 
+@pytest.mark.parametrize("door", DOORS)
 @override_settings(API_KEY_FAILURES_PER_PREFIX=3)
-def test_a_spoofed_forwarded_for_header_does_not_reset_the_count(vendor: Tenant) -> None:
-    url = ORG_ROUTE.format(slug=vendor.organization.slug)
+def test_a_spoofed_forwarded_for_header_does_not_reset_the_count(vendor: Tenant, door: str) -> None:
+    send = sender(door, vendor)
     guess = guess_for(vendor.raw_key)
     statuses = [
-        get_with_key(guess, url, ATTACKER, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}").status_code
-        for n in range(5)
+        send(guess, ATTACKER, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}").status_code for n in range(5)
     ]
     assert statuses == [401, 401, 401, 429, 429]
 
 
+@pytest.mark.parametrize("door", DOORS)
 @override_settings(API_KEY_FAILURES_PER_PREFIX=100, API_KEY_FAILURES_PER_ADDRESS=4)
-def test_rotating_prefixes_hits_the_per_address_limit(vendor: Tenant) -> None:
-    url = ORG_ROUTE.format(slug=vendor.organization.slug)
+def test_rotating_prefixes_hits_the_per_address_limit(vendor: Tenant, door: str) -> None:
+    send = sender(door, vendor)
     guesses = [f"cpk_{n:012d}_{'B' * 43}" for n in range(4)] + ["not-even-a-key"]
-    assert [get_with_key(g, url, ATTACKER).status_code for g in guesses] == [401] * 4 + [429]
-    assert get_with_key(vendor.raw_key, url, OWNER).status_code == 200
+    assert [send(g, ATTACKER).status_code for g in guesses] == [401] * 4 + [429]
+    assert send(vendor.raw_key, OWNER).status_code == 200
+
+
+@pytest.mark.parametrize("door", DOORS)
+@override_settings(API_KEY_FAILURES_PER_PREFIX=3)
+def test_successful_calls_do_not_count_towards_the_limit(vendor: Tenant, door: str) -> None:
+    send = sender(door, vendor)
+    statuses = [send(vendor.raw_key, ATTACKER).status_code for _ in range(6)]
+    assert statuses == [200] * 6
 
 
 @override_settings(API_KEY_FAILURES_PER_PREFIX=3)
-def test_successful_calls_do_not_count_towards_the_limit(vendor: Tenant) -> None:
+def test_bearer_tokens_and_api_keys_draw_on_one_count(vendor: Tenant) -> None:
+    # Splitting guesses between the two doors buys an attacker nothing.
     url = ORG_ROUTE.format(slug=vendor.organization.slug)
-    statuses = [get_with_key(vendor.raw_key, url, ATTACKER).status_code for _ in range(6)]
-    assert statuses == [200] * 6
+    guess = guess_for(vendor.raw_key)
+    assert [get_with_key(guess, url, ATTACKER).status_code for _ in range(2)] == [401, 401]
+    assert get_shares_with_token(guess, ATTACKER).status_code == 401
+
+    assert get_shares_with_token(guess, ATTACKER).status_code == 429
+    assert get_with_key(guess, url, ATTACKER).status_code == 429
+
+
+@override_settings(API_KEY_FAILURES_PER_ADDRESS=3)
+def test_a_delta_sharing_request_without_a_bearer_token_is_not_an_attempt(
+    vendor: Tenant,
+) -> None:
+    missing = [Client().get(DELTA_SHARES, REMOTE_ADDR=ATTACKER).status_code for _ in range(4)]
+    assert missing == [401] * 4
+    assert get_shares_with_token(vendor.raw_key, ATTACKER).status_code == 200
 
 
 def test_password_guessing_is_throttled_per_address(monkeypatch: pytest.MonkeyPatch) -> None:

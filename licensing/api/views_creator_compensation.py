@@ -12,15 +12,22 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, permissions, serializers
 from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from licensing.models import Payout, PayoutRun
+from licensing.models import Accrual, Payout, PayoutRun
 from licensing.services import creator_reports, payouts
+from marketplace.api.pagination import StandardPagination
 from marketplace.api.tenancy import OperatorViewSet, actor_from_request
 from marketplace.api.views_creator import CreatorView
 from marketplace.models import Creator, MembershipRole
@@ -54,10 +61,23 @@ class EarningSerializer(serializers.Serializer):
     amount_minor = serializers.IntegerField()
     accrued_at = serializers.DateTimeField()
 
+    def to_representation(self, instance: Accrual) -> Any:
+        return super().to_representation(creator_reports.earning_row(instance))
 
-class EarningsSerializer(serializers.Serializer):
+
+# The standard page (StandardPagination: `count`, `next`, `previous`, `results`) with a route's
+# summary fields beside it. For the schema only: the views build the page with the paginator.
+class _PageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
+class EarningsPageSerializer(_PageSerializer):
+    """A page of my accruals; `balances` covers all my money, whatever the page or filter."""
+
     balances = BalanceSerializer(many=True)
-    accruals = EarningSerializer(many=True)
+    results = EarningSerializer(many=True, help_text="My accruals, newest first.")
 
 
 class CreatorPayoutSerializer(serializers.ModelSerializer):
@@ -76,10 +96,31 @@ class CreatorPayoutSerializer(serializers.ModelSerializer):
         ]
 
 
-class CreatorPayoutsSerializer(serializers.Serializer):
+class PayoutsPageSerializer(_PageSerializer):
+    """A page of my payouts; `balances` and `payout_account` cover all my money, whatever the
+    page or filter."""
+
     balances = BalanceSerializer(many=True)
     payout_account = serializers.DictField(allow_null=True)
-    payouts = CreatorPayoutSerializer(many=True)
+    results = CreatorPayoutSerializer(many=True, help_text="My payouts, newest first.")
+
+
+class CurrencyQuerySerializer(serializers.Serializer):
+    currency = serializers.RegexField(
+        r"^[A-Za-z]{3}$", required=False, help_text="Only rows in this currency (ISO 4217)."
+    )
+
+
+# The standard page parameters, which drf-spectacular adds by itself only to plain lists.
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="A page number within the results."),
+    OpenApiParameter(
+        "page_size",
+        OpenApiTypes.INT,
+        description=f"Rows per page (default {StandardPagination.page_size}, at most "
+        f"{StandardPagination.max_page_size}).",
+    ),
+]
 
 
 class UsageRowSerializer(serializers.Serializer):
@@ -96,6 +137,10 @@ class ConnectResultSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     payouts_enabled = serializers.BooleanField()
     mode = serializers.CharField(help_text="`stripe` or `local` (the local ledger).")
+
+
+def _balances(creator: Creator) -> Any:
+    return BalanceSerializer(creator_reports.balance_summary(creator), many=True).data
 
 
 def _account_summary(creator: Creator) -> dict[str, Any] | None:
@@ -121,40 +166,67 @@ class _CreatorRoute(APIView):
         return CreatorView().own_creator(request)
 
 
-class CreatorEarningsView(_CreatorRoute):
-    @extend_schema(responses={200: EarningsSerializer}, summary="My accruals and balances")
+class _CreatorListRoute(GenericAPIView, _CreatorRoute):
+    """A creator route that answers one page of rows in the standard pagination, plus the
+    route's summary fields."""
+
+    filter_backends: list[Any] = []  # filtered by the query serializers below
+
+    def currency(self, request: Request) -> str | None:
+        query = CurrencyQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data.get("currency")
+
+    def page_of(
+        self, rows: Any, serializer: type[serializers.BaseSerializer], **summary: Any
+    ) -> Response:
+        page = self.paginate_queryset(rows)
+        response = self.get_paginated_response(serializer(page, many=True).data)
+        response.data = {**response.data, **summary}
+        return response
+
+
+class CreatorEarningsView(_CreatorListRoute):
+    @extend_schema(
+        parameters=[CurrencyQuerySerializer, *PAGE_PARAMETERS],
+        responses={200: EarningsPageSerializer},
+        summary="My balances and a page of my accruals",
+    )
     def get(self, request: Request) -> Response:
         creator = self.own_creator(request)
-        body = {
-            "balances": creator_reports.balance_summary(creator),
-            "accruals": [
-                creator_reports.earning_row(accrual)
-                for accrual in creator_reports.accruals_of(creator)
-            ],
-        }
-        return Response(EarningsSerializer(body).data)
+        return self.page_of(
+            creator_reports.accruals_of(creator, currency=self.currency(request)),
+            EarningSerializer,
+            balances=_balances(creator),
+        )
 
 
-class CreatorPayoutsView(_CreatorRoute):
-    @extend_schema(responses={200: CreatorPayoutsSerializer}, summary="My payouts")
+class CreatorPayoutsView(_CreatorListRoute):
+    @extend_schema(
+        parameters=[CurrencyQuerySerializer, *PAGE_PARAMETERS],
+        responses={200: PayoutsPageSerializer},
+        summary="My balances, my payout account and a page of my payouts",
+    )
     def get(self, request: Request) -> Response:
         creator = self.own_creator(request)
-        body = {
-            "balances": creator_reports.balance_summary(creator),
-            "payout_account": _account_summary(creator),
-            "payouts": list(creator_reports.payouts_of(creator)),
-        }
-        return Response(CreatorPayoutsSerializer(body).data)
+        return self.page_of(
+            creator_reports.payouts_of(creator, currency=self.currency(request)),
+            CreatorPayoutSerializer,
+            balances=_balances(creator),
+            payout_account=_account_summary(creator),
+        )
 
 
-class CreatorUsageView(_CreatorRoute):
+class CreatorUsageView(_CreatorListRoute):
     @extend_schema(
         responses={200: UsageRowSerializer(many=True)},
         summary="Which licensees received how many of my posts, for what, and when",
     )
     def get(self, request: Request) -> Response:
-        rows = creator_reports.usage_of(self.own_creator(request))
-        return Response(UsageRowSerializer(rows, many=True).data)
+        return self.page_of(
+            creator_reports.usage_of(self.own_creator(request)),
+            UsageRowSerializer,
+        )
 
 
 class CreatorStatementView(_CreatorRoute):

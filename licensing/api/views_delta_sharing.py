@@ -16,9 +16,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from licensing.services import delta_sharing
+from marketplace.api.authentication import client_address
 from marketplace.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from marketplace.models import ApiKey
 from marketplace.services.actor import Actor
+from marketplace.services.api_keys import TooManyKeyAttempts
 
 VERSION_HEADER = "Delta-Table-Version"
 NDJSON = "application/x-ndjson; charset=utf-8"
@@ -31,6 +33,15 @@ def protocol_error(status: int, error_code: str, message: str) -> JsonResponse:
 
 
 def _as_protocol_error(error: DomainError) -> JsonResponse:
+    if isinstance(error, TooManyKeyAttempts):
+        # The protocol names no code for 429; this is the usual (gRPC) name for a rate limit.
+        response = protocol_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            f"{error.detail} Try again in {error.retry_after} seconds.",
+        )
+        response["Retry-After"] = str(error.retry_after)
+        return response
     if isinstance(error, delta_sharing.Unauthenticated):
         return protocol_error(401, "UNAUTHENTICATED", error.detail)
     if isinstance(error, NotFound):
@@ -49,7 +60,9 @@ def recipient(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         try:
-            api_key = delta_sharing.recipient_key(request.headers.get("Authorization", ""))
+            api_key = delta_sharing.recipient_key(
+                request.headers.get("Authorization", ""), address=client_address(request)
+            )
             return view(request, api_key, **kwargs)
         except DomainError as error:
             return _as_protocol_error(error)

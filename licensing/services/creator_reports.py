@@ -19,16 +19,22 @@ from licensing.services.payouts import HOLDING_STATES
 from marketplace.models import Creator, Post
 
 
-def accruals_of(creator: Creator) -> QuerySet[Accrual]:
-    return (
-        Accrual.objects.filter(creator=creator)
-        .select_related("pool", "pool__license", "pool__license__organization")
-        .order_by("-created_at", "-id")
+def accruals_of(creator: Creator, *, currency: str | None = None) -> QuerySet[Accrual]:
+    """The creator's accruals, newest first; only those in `currency` when it is given."""
+    accruals = Accrual.objects.filter(creator=creator)
+    if currency is not None:
+        accruals = accruals.filter(currency=currency.upper())
+    return accruals.select_related("pool", "pool__license", "pool__license__organization").order_by(
+        "-created_at", "-id"
     )
 
 
-def payouts_of(creator: Creator) -> QuerySet[Payout]:
-    return Payout.objects.filter(creator=creator).order_by("-created_at", "-id")
+def payouts_of(creator: Creator, *, currency: str | None = None) -> QuerySet[Payout]:
+    """The creator's payouts, newest first; only those in `currency` when it is given."""
+    payouts = Payout.objects.filter(creator=creator)
+    if currency is not None:
+        payouts = payouts.filter(currency=currency.upper())
+    return payouts.order_by("-created_at", "-id")
 
 
 def balance_summary(creator: Creator) -> list[dict[str, Any]]:

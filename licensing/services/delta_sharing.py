@@ -11,7 +11,8 @@ The mapping, in one place:
   newest readable one.
 
 The recipient's bearer token is a `download`-scoped API key of the license's organization, bound
-to that one license when it comes from a profile (`LicenseKey`). Every
+to that one license when it comes from a profile (`LicenseKey`), verified behind the same
+guessing throttle as an `Api-Key` header (`api_keys.authenticate_api_key`). Every
 file a query hands out goes through `downloads.authorize_download`, so it is checked and metered
 exactly like a download from the extract API, and its URL is the same short-lived signed URL.
 """
@@ -37,11 +38,7 @@ from licensing.services.licenses import bound_license_id
 from marketplace.errors import InvalidInput, NotAllowed, NotFound
 from marketplace.models import ApiKey, ApiKeyScope
 from marketplace.services.actor import Actor
-from marketplace.services.api_keys import (
-    create_api_key,
-    find_usable_api_key,
-    note_api_key_used,
-)
+from marketplace.services.api_keys import authenticate_api_key, create_api_key
 
 SHARE_PREFIX = "license-"
 TABLE_NAME = "posts"
@@ -67,17 +64,18 @@ class Unauthenticated(NotAllowed):
 # --- Authentication ----------------------------------------------------------------------------
 
 
-def recipient_key(authorization: str) -> ApiKey:
-    """The usable `download`-scoped key behind an `Authorization: Bearer <key>` header."""
+def recipient_key(authorization: str, *, address: str) -> ApiKey:
+    """The usable `download`-scoped key behind an `Authorization: Bearer <key>` header sent from
+    `address`. Checked like an `Api-Key` header, behind the same guessing throttle: a wrong
+    token counts a failure, and an address over the limit gets TooManyKeyAttempts (429)."""
     keyword, _, raw_key = authorization.partition(" ")
     if keyword.lower() != "bearer" or not raw_key.strip():
         raise Unauthenticated("A bearer token is required: use the profile file's bearerToken.")
-    api_key = find_usable_api_key(raw_key.strip())
+    api_key = authenticate_api_key(raw_key=raw_key.strip(), address=address)
     if api_key is None:
         raise Unauthenticated("The bearer token is not valid: it is unknown, revoked or expired.")
     if not api_key.has_scope(ApiKeyScope.DOWNLOAD):
         raise NotAllowed("The bearer token's API key lacks the 'download' scope.")
-    note_api_key_used(api_key)
     return api_key
 
 

@@ -1,16 +1,25 @@
-"""API keys: issue, verify and revoke organization-owned machine credentials."""
+"""API keys: issue, verify and revoke organization-owned machine credentials.
+
+Every route that takes a key from a request (`Authorization: Api-Key` on the API, the Delta
+Sharing bearer token) verifies it with `authenticate_api_key`, which puts the lookup behind the
+guessing throttle (`FailedKeyAttempts`, docs/SECURITY.md).
+"""
 
 import hashlib
 import hmac
+import logging
+import math
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from marketplace.errors import InvalidInput, NotAllowed
+from marketplace.errors import DomainError, InvalidInput, NotAllowed
 from marketplace.models import OPERATOR_ONLY_SCOPES, ApiKey, ApiKeyScope, Organization
 from marketplace.services.actor import Actor
 from marketplace.services.audit import record_audit_event
@@ -21,6 +30,8 @@ PREFIX_LENGTH = 12
 SECRET_BYTES = 32  # 256 bits
 # Compared against when the prefix is unknown, so a miss costs the same as a wrong secret.
 _UNKNOWN_KEY_HASH = hashlib.sha256(b"unknown-key").hexdigest()
+
+logger = logging.getLogger(__name__)
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -159,3 +170,87 @@ def note_api_key_used(api_key: ApiKey) -> None:
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - resolution)
     ).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+# --- Verifying a key a request presents ---------------------------------------------------------
+
+
+class TooManyKeyAttempts(DomainError):
+    """The caller's address is over its failed-attempt limit (429); retry after `retry_after`
+    seconds, when the counting window ends."""
+
+    status_code = 429
+    default_code = "throttled"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class FailedKeyAttempts:
+    """Fixed-window counters of failed key attempts for one request's prefix and address.
+
+    Counted per (key prefix, client address) and per client address in the default cache, which
+    is Redis (CACHE_URL) in production so every web process shares the counts.
+    """
+
+    def __init__(self, *, raw_key: str, address: str) -> None:
+        self.window = settings.API_KEY_FAILURE_WINDOW_SECONDS
+        now = time.time()
+        slot = int(now // self.window)
+        self.seconds_left = max(1, math.ceil((slot + 1) * self.window - now))
+        # Hashed: the prefix and the address are client-supplied text, not safe cache-key text.
+        prefix = public_prefix(raw_key) or "-"
+        self.limits = {
+            self._cache_key(slot, prefix, address): settings.API_KEY_FAILURES_PER_PREFIX,
+            self._cache_key(slot, "*", address): settings.API_KEY_FAILURES_PER_ADDRESS,
+        }
+
+    @staticmethod
+    def _cache_key(slot: int, prefix: str, address: str) -> str:
+        digest = hashlib.sha256(f"{prefix}\x00{address}".encode()).hexdigest()[:32]
+        return f"api-key-failures:{slot}:{digest}"
+
+    # A cache outage must not turn every key-authenticated request into a 500: the counts fail
+    # open (the 256-bit secrets, not the throttle, are what makes guessing hopeless).
+    def is_over_limit(self) -> bool:
+        try:
+            counts = cache.get_many(list(self.limits))
+        except Exception:  # any cache backend's connection error
+            logger.warning("API key throttle: cache unavailable, not throttling", exc_info=True)
+            return False
+        return any(counts.get(key, 0) >= limit for key, limit in self.limits.items())
+
+    def count_one(self) -> None:
+        try:
+            for key in self.limits:
+                cache.add(key, 0, timeout=self.window)
+                try:
+                    cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.set(key, 1, timeout=self.window)
+        except Exception:  # as above
+            logger.warning("API key throttle: cache unavailable, not counting", exc_info=True)
+
+
+def authenticate_api_key(*, raw_key: str, address: str) -> ApiKey | None:
+    """The live key `raw_key` names, presented by a client at `address`, or None.
+
+    Once the address has failed too often in the current window (with this key's prefix, or at
+    all), every attempt raises TooManyKeyAttempts, even one with the right key: otherwise the
+    429/200 difference would still tell a guesser when a guess is right. Other addresses are not
+    affected, so an attacker cannot lock a key's owner out. A miss counts one failure; a hit
+    notes the key's use. Not idempotent: each miss counts.
+    """
+    attempts = FailedKeyAttempts(raw_key=raw_key, address=address)
+    if attempts.is_over_limit():
+        raise TooManyKeyAttempts(
+            "Too many failed API-key attempts from this address.",
+            retry_after=attempts.seconds_left,
+        )
+    api_key = find_usable_api_key(raw_key)
+    if api_key is None:
+        attempts.count_one()
+        return None
+    note_api_key_used(api_key)
+    return api_key

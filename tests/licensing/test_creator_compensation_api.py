@@ -1,5 +1,6 @@
-"""The creator's compensation routes (each creator sees only their own) and the operator's
-payout runs (operators only, keys with the `payouts` scope)."""
+"""The creator's compensation routes (each creator sees only their own; lists a page at a time
+with the summary beside them) and the operator's payout runs (operators only, keys with the
+`payouts` scope)."""
 
 import csv
 import io
@@ -18,7 +19,7 @@ from tests.conftest import Tenant, client_for_key, client_for_user
 from tests.factories import MembershipFactory
 from tests.factories_corpus import PostFactory
 from tests.factories_licensing import OfferFactory, active_license_for
-from tests.licensing.compensation_helpers import linked_creator, pool_for, ready_extract
+from tests.licensing.compensation_helpers import accrue, linked_creator, pool_for, ready_extract
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,8 @@ def test_earnings_show_my_accruals_with_the_inputs_of_the_formula(
     assert body["balances"] == [
         {"currency": "USD", "accrued_minor": 667, "paid_out_minor": 0, "balance_minor": 667}
     ]
-    [row] = body["accruals"]
+    assert (body["count"], body["next"], body["previous"]) == (1, None, None)
+    [row] = body["results"]
     assert {k: row[k] for k in ("license_id", "pool_minor", "my_posts", "posts_counted")} == {
         "license_id": license_.pk,
         "pool_minor": 1_000,
@@ -79,8 +81,8 @@ def test_a_creator_sees_only_their_own_money_and_usage(
     usage = bob_client.get("/api/v1/creator/usage/").json()
     statement = bob_client.get("/api/v1/creator/statement.csv").content.decode()
 
-    assert [row["amount_minor"] for row in earnings["accruals"]] == [333]
-    assert [(row["organization"], row["posts"], row["purposes"]) for row in usage] == [
+    assert [row["amount_minor"] for row in earnings["results"]] == [333]
+    assert [(row["organization"], row["posts"], row["purposes"]) for row in usage["results"]] == [
         (vendor.organization.name, 1, ["training"])
     ]
     rows = list(csv.DictReader(io.StringIO(statement)))
@@ -107,7 +109,7 @@ def test_payouts_and_the_statement_follow_a_payout_run(
     payouts = alice_client.get("/api/v1/creator/payouts/").json()
     statement = alice_client.get("/api/v1/creator/statement.csv")
 
-    assert [(p["amount_minor"], p["state"]) for p in payouts["payouts"]] == [(667, "paid")]
+    assert [(p["amount_minor"], p["state"]) for p in payouts["results"]] == [(667, "paid")]
     assert payouts["balances"][0]["balance_minor"] == 0
     assert statement["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(statement.content.decode())))
@@ -115,6 +117,96 @@ def test_payouts_and_the_statement_follow_a_payout_run(
         ("accrual", "667", "667"),
         ("payout paid", "-667", "0"),
     ]
+
+
+def paid_out(creator: Creator, *currencies: str) -> None:
+    """One payout run per currency, on the local ledger, paying the creator's whole balance."""
+    client_for_user(creator.user).post("/api/v1/creator/connect/")
+    for currency in currencies:
+        run = create_payout_run(actor=Actor.system(), currency=currency, minimum_minor=1)
+        execute_payout_run(run_id=run.pk)
+
+
+def test_earnings_come_a_page_at_a_time_with_the_balances_whole(
+    license_: License, django_assert_num_queries: Any
+) -> None:
+    # Given three accruals in two currencies
+    creator = linked_creator()
+    for key, amount, currency in (("a", 100, "USD"), ("b", 200, "USD"), ("c", 50, "EUR")):
+        accrue(license_, creator, amount, key=key, currency=currency)
+    client = client_for_user(creator.user)
+
+    # When I read them two at a time
+    with django_assert_num_queries(5):  # my creator, two balance sums, the count, the page
+        first = client.get("/api/v1/creator/earnings/", {"page_size": 2}).json()
+    second = client.get(first["next"]).json()
+
+    # Then the pages split the accruals, newest first, in the standard pagination
+    assert (first["count"], first["previous"], second["next"]) == (3, None, None)
+    assert second["previous"] is not None
+    assert [row["amount_minor"] for row in first["results"] + second["results"]] == [50, 200, 100]
+    # And every page carries the balances of all my money
+    balances = [(b["currency"], b["balance_minor"]) for b in first["balances"]]
+    assert balances == [("EUR", 50), ("USD", 300)]
+    assert second["balances"] == first["balances"]
+
+
+def test_earnings_and_payouts_filter_by_currency_but_the_balances_stay_whole(
+    license_: License,
+) -> None:
+    creator = linked_creator()
+    accrue(license_, creator, 100, key="a", currency="USD")
+    accrue(license_, creator, 50, key="b", currency="EUR")
+    paid_out(creator, "USD", "EUR")
+    client = client_for_user(creator.user)
+
+    earnings = client.get("/api/v1/creator/earnings/", {"currency": "eur"}).json()
+    payouts = client.get("/api/v1/creator/payouts/", {"currency": "EUR"}).json()
+
+    assert [(row["currency"], row["amount_minor"]) for row in earnings["results"]] == [("EUR", 50)]
+    assert [(row["currency"], row["amount_minor"]) for row in payouts["results"]] == [("EUR", 50)]
+    assert [b["currency"] for b in payouts["balances"]] == ["EUR", "USD"]
+    assert payouts["payout_account"]["mode"] == "local"
+    bad = client.get("/api/v1/creator/payouts/", {"currency": "euros"})
+    assert (bad.status_code, list(bad.json()["fields"])) == (400, ["currency"])
+
+
+def test_payouts_come_a_page_at_a_time(license_: License, django_assert_num_queries: Any) -> None:
+    creator = linked_creator()
+    accrue(license_, creator, 100, key="a", currency="USD")
+    accrue(license_, creator, 50, key="b", currency="EUR")
+    paid_out(creator, "USD", "EUR")
+    client = client_for_user(creator.user)
+
+    # my creator, two balance sums, my payout account, the count, the page
+    with django_assert_num_queries(6):
+        first = client.get("/api/v1/creator/payouts/", {"page_size": 1}).json()
+    second = client.get(first["next"]).json()
+
+    assert (first["count"], second["next"]) == (2, None)
+    assert [p["currency"] for p in first["results"] + second["results"]] == ["EUR", "USD"]
+    assert first["balances"] == second["balances"]
+    assert [b["balance_minor"] for b in first["balances"]] == [0, 0]
+
+
+def test_usage_comes_a_page_at_a_time(vendor: Tenant, license_: License) -> None:
+    # Given my posts delivered under two licenses
+    creator = linked_creator()
+    posts = [PostFactory(author=creator).platform_id for _ in range(2)]
+    second_license = active_license_for(vendor.organization, offer=OfferFactory())
+    ready_extract(license_, as_of=T, post_ids=posts)
+    ready_extract(second_license, as_of=T + timedelta(days=1), post_ids=posts[:1])
+    client = client_for_user(creator.user)
+
+    first = client.get("/api/v1/creator/usage/", {"page_size": 1}).json()
+    second = client.get(first["next"]).json()
+
+    assert (first["count"], second["next"]) == (2, None)
+    assert [(row["license_id"], row["posts"]) for row in first["results"]] == [(license_.pk, 2)]
+    assert [(row["license_id"], row["posts"]) for row in second["results"]] == [
+        (second_license.pk, 1)
+    ]
+    assert client.get("/api/v1/creator/usage/", {"page": 3}).status_code == 404
 
 
 @pytest.mark.parametrize("route", ROUTES)

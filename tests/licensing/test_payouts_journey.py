@@ -117,6 +117,6 @@ def test_a_paid_invoice_ends_as_a_transfer_to_the_creator(
     assert payout.state == PayoutState.PAID
     assert balances(creator_ids=[creator.pk]) == {(creator.pk, pool.currency): 0}
     body = creator_client.get("/api/v1/creator/payouts/").json()
-    assert [(p["amount_minor"], p["state"]) for p in body["payouts"]] == [
+    assert [(p["amount_minor"], p["state"]) for p in body["results"]] == [
         (all_fee_accruals, "paid")
     ]
