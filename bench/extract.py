@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -125,8 +126,16 @@ def raw_copy(license_: License, rows: int) -> tuple[int, float]:
         return lines, time.perf_counter() - started
 
 
+PRODUCTION_SITE = Path(__file__).resolve().parent / "production_site"
+
+
 def start_workers(count: int) -> list[subprocess.Popen]:
+    """`count` real worker processes, importing what production workers import (see
+    bench/production_site/sitecustomize.py)."""
     environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PRODUCTION_SITE), environment.get("PYTHONPATH")])
+    )
     command = [
         sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo",
         "--loglevel=WARNING", "--without-mingle", "--without-gossip",
@@ -146,11 +155,55 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def timed_extract(rows: int, workers: int, format_: str) -> tuple[Extract, float, list[float]]:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stat_text: str, *, reaped_children: bool = False) -> float:
+    """User plus system CPU time from a /proc/<pid>/stat text: all the process's threads (a
+    worker's COPY reader included), and with `reaped_children` also the CPU of the children it
+    has waited for."""
+    fields = stat_text.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def worker_cpu_seconds(processes: list[subprocess.Popen]) -> float:
+    return sum(cpu_seconds(Path(f"/proc/{p.pid}/stat").read_text()) for p in processes)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of the PostgreSQL server on this machine (the figure needs the server on the
+    same host): every server process, plus what the postmaster's exited children used (a part's
+    COPY connection ends with the part, and the postmaster reaps its backend)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        if text.split("(", 1)[1].split(")", 1)[0] == "postgres":
+            total += cpu_seconds(text, reaped_children=True)
+    return total
+
+
+@dataclass
+class Run:
+    extract: Extract
+    seconds: float
+    peaks: list[float]
+    worker_cpu: float
+    postgres_cpu: float
+
+
+def timed_extract(rows: int, workers: int, format_: str) -> Run:
     license_ = bench_license(rows)
     processes = start_workers(workers)
     try:
         time.sleep(8)  # let the workers boot before the clock starts
+        worker_cpu = worker_cpu_seconds(processes)
+        postgres_cpu = postgres_cpu_seconds()
         started = time.perf_counter()
         extract = extracts.start_extract(actor=Actor.system(), license_=license_, format_=format_)
         while True:
@@ -160,6 +213,8 @@ def timed_extract(rows: int, workers: int, format_: str) -> tuple[Extract, float
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         peaks = [peak_rss_mb(process.pid) for process in processes]
+        worker_cpu = worker_cpu_seconds(processes) - worker_cpu
+        postgres_cpu = postgres_cpu_seconds() - postgres_cpu
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
@@ -167,7 +222,17 @@ def timed_extract(rows: int, workers: int, format_: str) -> tuple[Extract, float
             process.wait(timeout=60)
     if extract.state != ExtractState.READY:
         raise SystemExit(f"extract {extract.pk} ended {extract.state}: {extract.failure_reason}")
-    return extract, elapsed, peaks
+    return Run(extract, elapsed, peaks, worker_cpu, postgres_cpu)
+
+
+def cpu_line(run: Run) -> str:
+    rows = max(1, run.extract.rows_delivered)
+    busy = (run.worker_cpu + run.postgres_cpu) / run.seconds
+    return (
+        f"CPU: workers {run.worker_cpu:.1f}s ({run.worker_cpu / rows * 1e6:.1f} us/row), "
+        f"PostgreSQL {run.postgres_cpu:.1f}s ({run.postgres_cpu / rows * 1e6:.1f} us/row); "
+        f"{busy:.2f} cores busy on average"
+    )
 
 
 def main() -> None:
@@ -192,13 +257,22 @@ def main() -> None:
     copy_rate = copy_rows / copy_seconds
     print(f"raw COPY: {copy_rows:,} rows in {copy_seconds:.1f}s = {copy_rate:,.0f} rows/s")
 
-    one, one_seconds, one_peaks = timed_extract(options.rows, 1, options.format)
+    first = timed_extract(options.rows, 1, options.format)
+    one, one_seconds = first.extract, first.seconds
     one_rate = one.rows_delivered / one_seconds
     print(
         f"extract, 1 worker: {one.rows_delivered:,} rows in {one_seconds:.1f}s = "
         f"{one_rate:,.0f} rows/s = {one_rate / copy_rate:.2f}x raw COPY; "
         f"{one.bytes_delivered / 1e6:.0f} MB in {one.parts_total} parts; "
-        f"worker peak RSS {max(one_peaks):.0f} MB"
+        f"worker peak RSS {max(first.peaks):.0f} MB"
+    )
+    print(f"  {cpu_line(first)}")
+    # Two workers cannot finish before the CPU one worker used is spread over every core.
+    cores = os.cpu_count() or 1
+    ceiling = min(2.0, cores * one_seconds / (first.worker_cpu + first.postgres_cpu))
+    print(
+        f"  so with {cores} cores for the workers and PostgreSQL together, two workers can reach "
+        f"about {ceiling:.2f}x one worker at most"
     )
     blobs = one.parts.values_list("delivered_ids", flat=True)
     record_bytes = sum(len(bytes(blob)) for blob in blobs)
@@ -207,13 +281,15 @@ def main() -> None:
         f"{record_bytes / max(1, one.rows_delivered):.2f} bytes per delivered post"
     )
     if not options.skip_two_workers:
-        two, two_seconds, two_peaks = timed_extract(options.rows, 2, options.format)
+        second = timed_extract(options.rows, 2, options.format)
+        two, two_seconds = second.extract, second.seconds
         print(
             f"extract, 2 workers: {two.rows_delivered:,} rows in {two_seconds:.1f}s = "
             f"{two.rows_delivered / two_seconds:,.0f} rows/s = "
             f"{one_seconds / two_seconds:.2f}x one worker; worker peak RSS "
-            f"{max(two_peaks):.0f} MB"
+            f"{max(second.peaks):.0f} MB"
         )
+        print(f"  {cpu_line(second)}")
         assert two.manifest["delivered_pseudonyms_sha256"], "manifest missing"
 
 

@@ -171,8 +171,18 @@ def main() -> None:
         rf" worker peak RSS {NUMBER} MB",
         output,
     )
+    worker_us, postgres_us, busy = find(
+        rf"CPU: workers [\d.]+s \({NUMBER} us/row\), PostgreSQL [\d.]+s \({NUMBER} us/row\); "
+        rf"{NUMBER} cores busy",
+        output,
+    )
+    (ceiling,) = find(rf"two workers can reach about {NUMBER}x one worker at most", output)
     report["extract"] = {
         "rows": int(number(one_rows)),
+        "one_worker_cpu_us_per_row": number(worker_us),
+        "one_worker_postgres_cpu_us_per_row": number(postgres_us),
+        "one_worker_cores_busy": number(busy),
+        "two_workers_speedup_ceiling": number(ceiling),
         "raw_copy_rows_per_second": number(copy_rate),
         "one_worker_rows_per_second": number(one_rate),
         "ratio_to_raw_copy": number(one_ratio),
@@ -258,7 +268,11 @@ def render(report: dict[str, Any]) -> str:
         ("extract peak worker RSS", f"{e['one_worker_peak_rss_mb']:,.0f} MB",
          f"two workers: {e['two_workers_peak_rss_mb']:,.0f} MB each at most"),
         ("extract rows/s, 2 workers", f"{e['two_workers_rows_per_second']:,.0f}",
-         f"{e['two_workers_speedup']:.2f}x one worker"),
+         f"{e['two_workers_speedup']:.2f}x one worker; one worker kept "
+         f"{e['one_worker_cores_busy']:.2f} cores busy (worker {e['one_worker_cpu_us_per_row']:.1f}"
+         f" + PostgreSQL {e['one_worker_postgres_cpu_us_per_row']:.1f} CPU us/row), so "
+         f"{e['two_workers_speedup_ceiling']:.2f}x is the most {report['machine']['nproc']} "
+         "cores allow"),
     ]  # fmt: skip
     m = report["metering"]
     rows.append(("metering events/s", f"{m['ingest_events_per_second']:,.0f}",

@@ -35,7 +35,7 @@ class Pseudonymizer:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
-        self._cache: dict[tuple[str, int], str] = {}
+        self._cache: dict[str, dict[int, str]] = {}  # namespace -> platform id -> pseudonym
         # HMAC's two keyed SHA-256 states (RFC 2104), computed once: copying them per message
         # is 2.5x faster than `hmac.digest`, which sets the key up again on every call (6.6
         # against 2.6 us an id here; an extract pseudonymizes every row). Same bytes: a test
@@ -53,22 +53,24 @@ class Pseudonymizer:
         return outer.digest()[:_PSEUDONYM_BYTES].hex()
 
     def __call__(self, namespace: str, platform_id: int) -> str:
-        cached = self._cache.get((namespace, platform_id))
-        if cached is not None:
-            return cached
-        pseudonym = self._digest_hex(f"{namespace}:{platform_id}".encode())
-        if len(self._cache) >= self.CACHE_SIZE:
-            self._cache.clear()
-        self._cache[(namespace, platform_id)] = pseudonym
-        return pseudonym
+        return self.many(namespace, [platform_id])[0]
 
     def many(self, namespace: str, platform_ids: list[int], *, cache: bool = True) -> list[str]:
         """Pseudonyms of many ids (the columnar extract path); `cache=False` for ids that never
         repeat (a part's own posts), where the cache would only cost."""
-        if cache:
-            return [self(namespace, platform_id) for platform_id in platform_ids]
         digest_hex, prefix = self._digest_hex, f"{namespace}:"
-        return [digest_hex(f"{prefix}{platform_id}".encode()) for platform_id in platform_ids]
+        if not cache:
+            return [digest_hex(f"{prefix}{platform_id}".encode()) for platform_id in platform_ids]
+        remembered = self._cache.setdefault(namespace, {})
+        pseudonyms = []
+        for platform_id in platform_ids:
+            pseudonym = remembered.get(platform_id)
+            if pseudonym is None:
+                if len(remembered) >= self.CACHE_SIZE:
+                    remembered.clear()
+                pseudonym = remembered[platform_id] = digest_hex(f"{prefix}{platform_id}".encode())
+            pseudonyms.append(pseudonym)
+        return pseudonyms
 
     @classmethod
     def for_license(cls, pseudonym_key: str) -> "Pseudonymizer":

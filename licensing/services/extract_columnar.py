@@ -44,8 +44,9 @@ from marketplace.consent.eligibility import (
     COLUMNAR_FIELDS,
     PublicMentions,
     eligible_columnar_rows,
+    entity_mentions,
 )
-from marketplace.consent.redaction import may_redact, redact_text
+from marketplace.consent.redaction import may_redact, mention_candidates, redact_text
 
 _CSV_TYPES = {
     "platform_id": pa.int64(),
@@ -256,8 +257,8 @@ class _Shaper:
         def per_row(values: list[Any]) -> pa.Array:
             return pa.array(values, pa.string()).take(position)
 
-        # Redaction, only where it may change something; its mention lookups need only the
-        # texts holding an "@" (of these rows and of the referenced posts).
+        # Redaction, only where it may change something. The accounts its mentions name are
+        # looked up by the texts' candidate handles (found in Arrow) and their entities.
         texts = column["text"]
         may_change = may_redact(texts)
         rows = pa.array(np.flatnonzero(may_change.to_numpy(zero_copy_only=False)), pa.int64())
@@ -272,12 +273,13 @@ class _Shaper:
             (text, orjson.loads(raw) if raw is not None and "@" in text else None)
             for text, raw in changing
         ]
-        at_refs = [ref for ref in refs if "@" in ref["text"]]
-        public = self._mentions.resolve(
-            [mentions for text, mentions in to_redact if "@" in text]
-            + [ref["mentions"] for ref in at_refs],
-            [text for text, _ in to_redact if "@" in text] + [ref["text"] for ref in at_refs],
+        ids, handles = entity_mentions(
+            [mentions for _, mentions in to_redact] + [ref["mentions"] for ref in refs],
+            set(),
+            set(mention_candidates(texts)),
         )
+        handles.update(mention_candidates(pa.array([ref["text"] for ref in refs], pa.string())))
+        public = self._mentions.resolve_accounts(ids, handles)
 
         out: dict[str, Any] = {}
         if "post_id" in wanted:

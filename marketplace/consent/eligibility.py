@@ -679,17 +679,16 @@ class PublicMentions:
     def resolve(self, mention_lists: list[Any], texts: list[str]) -> PublicAccounts:
         ids: set[int] = set()
         handles: set[str] = set()
-        for mentions in mention_lists:
-            for mention in mentions if isinstance(mentions, list) else []:
-                if isinstance(mention, dict):
-                    if str(mention.get("id", "")).isdigit():
-                        ids.add(int(mention["id"]))
-                    if mention.get("username"):
-                        handles.add(str(mention["username"]).lower())
         for text in texts:
             handles.update(mentioned_handles(text))
-        ids -= self._checked_ids
-        handles -= self._checked_handles
+        return self.resolve_accounts(*entity_mentions(mention_lists, ids, handles))
+
+    def resolve_accounts(self, ids: set[int], handles: set[str]) -> PublicAccounts:
+        """The public accounts known so far, after looking up those of these ids and lower-case
+        handles not seen yet. Asking about more accounts than the texts mention never changes a
+        redaction: the answer for each account is its own."""
+        ids = ids - self._checked_ids
+        handles = handles - self._checked_handles
         if ids or handles:
             found = public_accounts(
                 platform_ids=ids,
@@ -703,6 +702,21 @@ class PublicMentions:
             self._checked_ids |= ids
             self._checked_handles |= handles
         return self._public
+
+
+def entity_mentions(
+    mention_lists: Iterable[Any], ids: set[int], handles: set[str]
+) -> tuple[set[int], set[str]]:
+    """Add the platform ids and lower-case usernames of posts' `entities.mentions` to `ids` and
+    `handles`; returns both."""
+    for mentions in mention_lists:
+        for mention in mentions if isinstance(mentions, list) else []:
+            if isinstance(mention, dict):
+                if str(mention.get("id", "")).isdigit():
+                    ids.add(int(mention["id"]))
+                if mention.get("username"):
+                    handles.add(str(mention["username"]).lower())
+    return ids, handles
 
 
 def _record(

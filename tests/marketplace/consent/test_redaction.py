@@ -16,6 +16,7 @@ from marketplace.consent.redaction import (
     REDACTED_PHONE,
     PublicAccounts,
     may_redact,
+    mention_candidates,
     mentioned_handles,
     public_accounts_from,
     redact_text,
@@ -155,7 +156,7 @@ unicode_text = st.text(
 )
 
 
-@settings(max_examples=2000, database=None)
+@settings(max_examples=2000, database=None, deadline=None)
 @given(texts=st.lists(unicode_text, min_size=1, max_size=8))
 def test_text_may_redact_passes_over_is_never_changed_by_redaction(texts: list[str]) -> None:
     """Property: where `may_redact` says False, `redact_text` returns the text unchanged with
@@ -175,3 +176,19 @@ def test_may_redact_flags_phone_numbers_in_any_script_and_every_at() -> None:
     ]
     assert may_redact(pa.array(texts)).to_pylist() == [True, True, True, False]
     assert redact_text(texts[1], public=PublicAccounts()) != texts[1]
+
+
+mention_text = st.lists(
+    st.sampled_from([*"aB_9 @.-+!#:", "x@y.io", "@bob", "bob@", ".com", "\u00e9"]), max_size=12
+).map("".join)
+
+
+@settings(max_examples=2000, database=None, deadline=None)
+@given(texts=st.lists(mention_text, min_size=1, max_size=6))
+def test_mention_candidates_include_every_handle_redaction_would_judge(texts: list[str]) -> None:
+    """Property: the columnar path looks up `mention_candidates`; every handle `redact_text`
+    will judge (`mentioned_handles`) must be among them, or a public mention would be redacted
+    there and not in the row path."""
+    candidates = set(mention_candidates(pa.array(texts, pa.string())))
+    for text in texts:
+        assert mentioned_handles(text) <= candidates
