@@ -683,6 +683,10 @@ class PublicMentions:
             handles.update(mentioned_handles(text))
         return self.resolve_accounts(*entity_mentions(mention_lists, ids, handles))
 
+    @property
+    def accounts_checked(self) -> int:
+        return len(self._checked_ids) + len(self._checked_handles)
+
     def resolve_accounts(self, ids: set[int], handles: set[str]) -> PublicAccounts:
         """The public accounts known so far, after looking up those of these ids and lower-case
         handles not seen yet. Asking about more accounts than the texts mention never changes a
