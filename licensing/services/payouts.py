@@ -10,9 +10,11 @@ by two runs. Sending is one transfer per payout with the payout's own idempotenc
 re-sends only pending payouts, and Stripe answers a re-sent key with the transfer it already
 made. Without a Stripe key the local ledger records each payout as paid.
 
-Stripe's webhooks then move a payout on: `transfer.reversed` fails it (the amount is back in
-the balance), `payout.paid` on the connected account marks it paid out, `account.updated`
-enables an account once onboarding is done.
+Stripe's webhooks then move a payout on, in whatever order they arrive: a transfer reversed in
+full fails it from any state that holds the amount, `pending` included (the amount is back in
+the balance, once), `transfer.created` records a transfer the run could not, `payout.paid` on
+the connected account marks it paid out, `account.updated` enables an account once onboarding
+is done. `failed` is final: nothing sends, records or pays a failed payout again.
 """
 
 import logging
@@ -174,6 +176,11 @@ def _send(payout: Payout) -> int:
             return _mark(payout, PayoutState.PAID, transfer_id=None)
         return _fail(payout, reason="The creator has no Stripe account yet.")
     assert payout.account.stripe_account_id is not None
+    # The run lists its pending payouts once; a webhook may have settled this one since (the
+    # reversal of a transfer a dead worker made). Past Stripe's 24 hours a resend would be a
+    # second transfer, so send only what is still pending.
+    if not Payout.objects.filter(pk=payout.pk, state=PayoutState.PENDING).exists():
+        return 0
     try:
         transfer_id = stripe_gateway.create_transfer(
             destination=payout.account.stripe_account_id,
@@ -334,40 +341,68 @@ def apply_account_event(*, account: dict[str, Any]) -> str:
 
 
 def apply_transfer_event(*, event_type: str, transfer: dict[str, Any]) -> str:
-    """`transfer.created` records a transfer the run made but could not store (it crashed right
-    after Stripe answered); `transfer.reversed` in full fails the payout, so its amount is back
-    in the balance. Only moves forward; safe to run twice and in any order."""
-    key = (transfer.get("metadata") or {}).get("payout") or ""
-    payout = (
-        Payout.objects.filter(Q(stripe_transfer_id=transfer.get("id")) | Q(idempotency_key=key))
-        .order_by("pk")
-        .first()
-    )
+    """A `transfer.*` webhook. The payout is found by the transfer's id or, when the run has not
+    recorded the transfer (its worker died right after Stripe answered, or is still waiting for
+    the answer), by the payout key in the transfer's metadata.
+
+    A transfer reversed in full (`reversed` on the transfer, whichever event carries it) fails
+    the payout from pending, transferred or paid, so its amount is back in the balance; any
+    other transfer event records a pending payout as transferred. Each move is one conditional
+    update and `failed` is final, so every order and repetition of these events, the run's own
+    recording and its retries ends in the same state: a late `transfer.created` or `payout.paid`
+    leaves a failed payout failed and a retried run sends only pending payouts. A partial
+    reversal returns nothing (the payout still holds its amount). Safe to run twice."""
+    transfer_id = str(transfer.get("id") or "")
+    if not transfer_id:
+        return f"A {event_type} event without a transfer id."
+    key = str((transfer.get("metadata") or {}).get("payout") or "")
+    payout = Payout.objects.filter(stripe_transfer_id=transfer_id).first()
+    if payout is None and key:
+        payout = Payout.objects.filter(idempotency_key=key).first()
     if payout is None:
-        return f"No payout for transfer {transfer.get('id')!r}."
-    if event_type == "transfer.created":
-        _mark(payout, PayoutState.TRANSFERRED, transfer_id=transfer["id"])
-        return ""
-    is_reversed = bool(transfer.get("reversed")) or event_type == "transfer.failed"
-    if event_type in ("transfer.reversed", "transfer.failed", "transfer.updated") and is_reversed:
-        now = timezone.now()
-        with transaction.atomic():
-            updated = Payout.objects.filter(
-                pk=payout.pk, state__in=[PayoutState.TRANSFERRED, PayoutState.PAID]
-            ).update(
+        return f"No payout for transfer {transfer_id!r}."
+    if payout.stripe_transfer_id not in (None, transfer_id):
+        # A second transfer for one payout (a resend after Stripe forgot the key) is for an
+        # operator to settle: the payout follows the transfer it recorded.
+        return (
+            f"Transfer {transfer_id!r} is not the transfer {payout.stripe_transfer_id!r} "
+            f"recorded for {payout.idempotency_key}; the payout is left as it is."
+        )
+    if transfer.get("reversed"):
+        _reverse(payout, transfer_id=transfer_id, event_type=event_type)
+    else:
+        _mark(payout, PayoutState.TRANSFERRED, transfer_id=transfer_id)
+    return ""
+
+
+def _reverse(payout: Payout, *, transfer_id: str, event_type: str) -> int:
+    """pending, transferred or paid -> failed, once, keeping the reversed transfer's id. The
+    transfer condition keeps a reversal from failing a payout that recorded another transfer
+    in the meantime."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = (
+            Payout.objects.filter(pk=payout.pk, state__in=HOLDING_STATES)
+            .filter(Q(stripe_transfer_id__isnull=True) | Q(stripe_transfer_id=transfer_id))
+            .update(
                 state=PayoutState.FAILED,
-                failure_reason=f"Stripe: {event_type}",
-                stripe_transfer_id=transfer["id"],
+                failure_reason=f"Stripe reversed transfer {transfer_id} ({event_type}).",
+                stripe_transfer_id=transfer_id,
                 updated_at=now,
             )
-            if updated:
-                record_audit_event(
-                    actor=Actor.system(),
-                    action="payouts.failed",
-                    target=payout,
-                    data={"reason": event_type, "transfer": transfer["id"]},
-                )
-    return ""
+        )
+        if updated:
+            record_audit_event(
+                actor=Actor.system(),
+                action="payouts.failed",
+                target=payout,
+                data={
+                    "reason": event_type,
+                    "transfer": transfer_id,
+                    "amount_minor": payout.amount_minor,
+                },
+            )
+    return updated
 
 
 def apply_bank_payout_event(*, event_type: str, account_id: str, payout: dict[str, Any]) -> str:
