@@ -284,10 +284,9 @@ class _Shaper:
         # Rule 5: the query gave a quote's or reply's referenced post only if it is eligible.
         # `position` is each row's index into `refs` (null: none), one entry per distinct post.
         references = column["referenced"]
-        present = references.drop_null()
-        distinct = pc.unique(present)
-        refs = [orjson.loads(text) for text in distinct.to_pylist()]
-        position = pc.index_in(references, value_set=distinct)
+        distinct_references = pc.unique(references.drop_null())
+        refs = [orjson.loads(text) for text in distinct_references.to_pylist()]
+        position = pc.index_in(references, value_set=distinct_references)
 
         def per_row(values: list[Any]) -> pa.Array:
             return pa.array(values, pa.string()).take(position)
@@ -334,10 +333,10 @@ class _Shaper:
         if "author_id" in wanted:
             # One HMAC (or cache hit) per distinct author of the batch, not per row.
             authors = column["author__platform_id"]
-            distinct = pc.unique(authors)
+            distinct_authors = pc.unique(authors)
             out["author_id"] = pa.array(
-                pseudonymize.many("user", distinct.to_pylist()), pa.string()
-            ).take(pc.index_in(authors, value_set=distinct))
+                pseudonymize.many("user", distinct_authors.to_pylist()), pa.string()
+            ).take(pc.index_in(authors, value_set=distinct_authors))
         if "author_handle" in wanted:
             out["author_handle"] = column["author__handle"]
         if "referenced_post_id" in wanted:
