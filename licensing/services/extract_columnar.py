@@ -237,15 +237,14 @@ def _hashtag_lists(stored: pa.Array) -> pa.Array:
 # Which mentioned accounts are public depends only on the account, `as_of` and the licensee's
 # country, all fixed for an extract, so a worker keeps the answers from one part of an extract
 # for its next parts (most accounts recur across parts: without this, the lookups were 13% of a
-# part). One extract at a time, and bounded.
+# part). One extract at a time; PublicMentions bounds its own size.
 _KEPT_MENTIONS: dict[tuple[int, Any, str | None], PublicMentions] = {}
-_KEPT_MENTIONS_MAX_ACCOUNTS = 2_000_000
 
 
 def _public_mentions(extract: Extract, selection: dict[str, Any]) -> PublicMentions:
     key = (extract.pk, selection["as_of"], selection["licensee_country"])
     kept = _KEPT_MENTIONS.get(key)
-    if kept is None or kept.accounts_checked > _KEPT_MENTIONS_MAX_ACCOUNTS:
+    if kept is None:
         _KEPT_MENTIONS.clear()
         kept = _KEPT_MENTIONS[key] = PublicMentions(
             as_of=selection["as_of"], licensee_country=selection["licensee_country"]

@@ -669,9 +669,16 @@ class PublicMentions:
     up once per account for a whole stream: later chunks only ask about accounts not seen yet.
     The answer for an account never depends on the chunk it was first seen in."""
 
+    # Past this many accounts asked about, the answers are forgotten and the next chunk's looked
+    # up afresh: memory stays bounded (~25 MB) however many accounts a stream mentions.
+    MAX_ACCOUNTS = 100_000
+
     def __init__(self, *, as_of: datetime, licensee_country: str | None) -> None:
         self._as_of = as_of
         self._licensee_country = licensee_country
+        self._forget()
+
+    def _forget(self) -> None:
         self._checked_ids: set[int] = set()
         self._checked_handles: set[str] = set()
         self._public = PublicAccounts(platform_ids=set(), handles=set())
@@ -690,7 +697,10 @@ class PublicMentions:
     def resolve_accounts(self, ids: set[int], handles: set[str]) -> PublicAccounts:
         """The public accounts known so far, after looking up those of these ids and lower-case
         handles not seen yet. Asking about more accounts than the texts mention never changes a
-        redaction: the answer for each account is its own."""
+        redaction: the answer for each account is its own. The result covers at least these
+        accounts (after forgetting, only these)."""
+        if self.accounts_checked + len(ids) + len(handles) > self.MAX_ACCOUNTS:
+            self._forget()
         ids = ids - self._checked_ids
         handles = handles - self._checked_handles
         if ids or handles:
