@@ -31,7 +31,7 @@ class Pseudonymizer:
 
     # Authors and quoted posts repeat across an extract; remembering recent pseudonyms saves
     # most HMACs. Bounded so a worker's memory stays flat.
-    CACHE_SIZE = 100_000
+    CACHE_SIZE = 50_000
 
     def __init__(self, key: bytes) -> None:
         self._key = key
