@@ -20,7 +20,6 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,8 @@ from licensing.services.delivery import Pseudonymizer
 from licensing.services.extract_files import (
     FIELD_TYPES,
     ParquetPartWriter,
+    PartOutput,
+    PartWriter,
     arrow_schema,
     json_text,
     records_table,
@@ -72,13 +73,6 @@ _CSV_BLOCK_BYTES = 2 << 20  # ~7k rows a batch: memory stays flat for any part s
 def applies(format_: str) -> bool:
     """Whether a part of this format runs on the columnar path (else the generic one)."""
     return connection.vendor == "postgresql" and format_ == ExtractFormat.PARQUET
-
-
-@dataclass
-class PartOutput:
-    delivered: list[int]
-    canaries_written: int
-    pseudonyms_sha256: str
 
 
 class _CopyStream:
@@ -306,12 +300,12 @@ class _Shaper:
             (text, orjson.loads(raw) if raw is not None and "@" in text else None)
             for text, raw in changing
         ]
+        reference_texts = pa.array([ref["text"] for ref in refs], pa.string())
         ids, handles = entity_mentions(
             [mentions for _, mentions in to_redact] + [ref["mentions"] for ref in refs],
             set(),
-            set(mention_candidates(texts)),
+            mention_candidates(pa.concat_arrays([texts, reference_texts.cast(texts.type)])),
         )
-        handles.update(mention_candidates(pa.array([ref["text"] for ref in refs], pa.string())))
         public = self._mentions.resolve_accounts(ids, handles)
 
         out: dict[str, Any] = {}
@@ -372,13 +366,14 @@ def write_part(
     fields: Sequence[str],
     pseudonymize: Pseudonymizer,
     planted: list[tuple[int, int]],
-    writer: ParquetPartWriter,
+    writer: PartWriter,
     chunk_rows: int,
     on_progress: Callable[[int], None],
 ) -> PartOutput:
     """Write the part's rows and canaries with `writer` (not closed here), exactly as the
-    generic loop in `extracts.run_extract_part` would; `on_progress(rows)` runs after every
+    generic loop in `extracts._write_part_rows` would; `on_progress(rows)` runs after every
     `chunk_rows` delivered rows (heartbeat, cancellation)."""
+    assert isinstance(writer, ParquetPartWriter)  # `applies` admits Parquet only
     fields = list(fields)
     shaper = _Shaper(extract=extract, selection=selection, fields=fields, pseudonymize=pseudonymize)
     digest = hashlib.sha256()

@@ -8,6 +8,7 @@ embeds a clock or a random value, so the same records always give the same bytes
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -51,6 +52,15 @@ def arrow_schema(fields: Sequence[str]) -> pa.Schema:
 
 def file_extension(format_: str) -> str:
     return "parquet" if format_ == ExtractFormat.PARQUET else "jsonl.zst"
+
+
+@dataclass
+class PartOutput:
+    """What writing a part delivered, on either path."""
+
+    delivered: list[int]
+    canaries_written: int
+    pseudonyms_sha256: str
 
 
 class PartWriter(Protocol):

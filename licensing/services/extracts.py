@@ -51,7 +51,8 @@ from licensing.services import canaries, compliance, extract_columnar, quotas
 from licensing.services.delivery import Pseudonymizer, shape_record
 from licensing.services.delivery_record import encode_ids
 from licensing.services.extract_files import (
-    ParquetPartWriter,
+    PartOutput,
+    PartWriter,
     file_digest,
     file_extension,
     open_part_writer,
@@ -334,113 +335,112 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
         "extract__license__dataset", "extract__license__organization"
     ).get(pk=part_id)
     extract = part.extract
-    license_ = extract.license
-    fields = _fields(license_)
-    pseudonymize = Pseudonymizer.for_license(license_.pseudonym_key)
-    planted = canaries.canaries_for_part(part)
-    chunk_rows = settings.EXTRACT_CHUNK_ROWS
+    fields = _fields(extract.license)
     file_name = part_file_name(extract, part.index)
     storage_name = f"{extract.storage_prefix}/{file_name}"
-    delivered: list[int] = []
-    pseudonym_digest = hashlib.sha256()
     _tune_session_for_streaming()
+
+    def on_progress(rows: int) -> None:
+        _heartbeat(part, lease, rows)
+        if on_batch is not None:
+            on_batch(rows)
+
     try:
         with tempfile.TemporaryDirectory(prefix="commonplace-part-") as work_dir:
             path = Path(work_dir) / file_name
             writer = open_part_writer(extract.format, path, fields)
-            if extract_columnar.applies(extract.format):
-                assert isinstance(writer, ParquetPartWriter)
-
-                def on_progress(rows: int) -> None:
-                    _heartbeat(part, lease, rows)
-                    if on_batch is not None:
-                        on_batch(rows)
-
-                output = extract_columnar.write_part(
-                    extract=extract,
-                    part=part,
-                    selection=_selection(extract),
-                    fields=fields,
-                    pseudonymize=pseudonymize,
-                    planted=planted,
-                    writer=writer,
-                    chunk_rows=chunk_rows,
-                    on_progress=on_progress,
-                )
-                writer.close()
-                size, sha256 = file_digest(path)
-                _heartbeat(part, lease, len(output.delivered))
-                _save_file(storage_name, path)
-                return _complete_part(
-                    part,
-                    lease=lease,
-                    file_name=file_name,
-                    storage_name=storage_name,
-                    rows=len(output.delivered),
-                    canaries_written=output.canaries_written,
-                    size=size,
-                    sha256=sha256,
-                    pseudonyms_sha256=output.pseudonyms_sha256,
-                    delivered_ids=encode_ids(output.delivered),
-                )
-            batch: list[dict[str, Any]] = []
-            records = eligible_records(
-                **_selection(extract),
-                chunk_size=chunk_rows,
-                after_post_id=part.first_post_id - 1,
-                up_to_post_id=part.last_post_id,
+            # Both paths write the same bytes; the columnar one is faster where it applies.
+            write = (
+                extract_columnar.write_part
+                if extract_columnar.applies(extract.format)
+                else _write_part_rows
             )
-
-            def plant_due(position: int | None) -> None:
-                # Canaries go in before the real row at their position (all remaining ones at
-                # the end), so a file mixes them in where the license secret says.
-                while planted and (position is None or planted[0][0] <= position):
-                    _, index = planted.pop(0)
-                    canary = canaries.canary_record(extract, index, fields)
-                    pseudonym = canaries.canary_post_pseudonym(extract, index)
-                    pseudonym_digest.update(pseudonym.encode() + b"\n")
-                    batch.append(canary)
-                    written_canaries.append(index)
-
-            written_canaries: list[int] = []
-            for record in records:
-                # A part never delivers more than it was planned to: the license's cap holds
-                # even if posts were backfilled after planning.
-                if len(delivered) >= part.rows_expected:
-                    break
-                plant_due(len(delivered))
-                delivered.append(record["post_id"])
-                pseudonym_digest.update(pseudonymize("post", record["post_id"]).encode() + b"\n")
-                batch.append(shape_record(record, fields=fields, pseudonymize=pseudonymize))
-                if len(batch) >= chunk_rows:
-                    writer.write(batch)
-                    batch = []
-                    _heartbeat(part, lease, len(delivered))
-                    if on_batch is not None:
-                        on_batch(len(delivered))
-            plant_due(None)
-            writer.write(batch)
+            output = write(
+                extract=extract,
+                part=part,
+                selection=_selection(extract),
+                fields=fields,
+                pseudonymize=Pseudonymizer.for_license(extract.license.pseudonym_key),
+                planted=canaries.canaries_for_part(part),
+                writer=writer,
+                chunk_rows=settings.EXTRACT_CHUNK_ROWS,
+                on_progress=on_progress,
+            )
             writer.close()
             size, sha256 = file_digest(path)
-            _heartbeat(part, lease, len(delivered))
+            _heartbeat(part, lease, len(output.delivered))
             _save_file(storage_name, path)
         return _complete_part(
             part,
             lease=lease,
             file_name=file_name,
             storage_name=storage_name,
-            rows=len(delivered),
-            canaries_written=len(written_canaries),
+            rows=len(output.delivered),
+            canaries_written=output.canaries_written,
             size=size,
             sha256=sha256,
-            pseudonyms_sha256=pseudonym_digest.hexdigest(),
-            delivered_ids=encode_ids(delivered),
+            pseudonyms_sha256=output.pseudonyms_sha256,
+            delivered_ids=encode_ids(output.delivered),
         )
     except PartAborted:
         return False
     except Exception as error:
         release_part(part_id, lease=lease, error=f"{type(error).__name__}: {error}")
         raise
+
+
+def _write_part_rows(
+    *,
+    extract: Extract,
+    part: ExtractPart,
+    selection: dict[str, Any],
+    fields: list[str],
+    pseudonymize: Pseudonymizer,
+    planted: list[tuple[int, int]],
+    writer: PartWriter,
+    chunk_rows: int,
+    on_progress: Callable[[int], None],
+) -> PartOutput:
+    """The generic path: the part's records from `eligible_records`, shaped one by one and
+    written in chunks of `chunk_rows`; `on_progress(rows)` after each chunk."""
+    delivered: list[int] = []
+    pseudonym_digest = hashlib.sha256()
+    written_canaries = 0
+    batch: list[dict[str, Any]] = []
+
+    def plant_due(position: int | None) -> None:
+        # Canaries go in before the real row at their position (all remaining ones at the
+        # end), so a file mixes them in where the license secret says.
+        nonlocal written_canaries
+        while planted and (position is None or planted[0][0] <= position):
+            _, index = planted.pop(0)
+            pseudonym = canaries.canary_post_pseudonym(extract, index)
+            pseudonym_digest.update(pseudonym.encode() + b"\n")
+            batch.append(canaries.canary_record(extract, index, fields))
+            written_canaries += 1
+
+    records = eligible_records(
+        **selection,
+        chunk_size=chunk_rows,
+        after_post_id=part.first_post_id - 1,
+        up_to_post_id=part.last_post_id,
+    )
+    for record in records:
+        # A part never delivers more than it was planned to: the license's cap holds even if
+        # posts were backfilled after planning.
+        if len(delivered) >= part.rows_expected:
+            break
+        plant_due(len(delivered))
+        delivered.append(record["post_id"])
+        pseudonym_digest.update(pseudonymize("post", record["post_id"]).encode() + b"\n")
+        batch.append(shape_record(record, fields=fields, pseudonymize=pseudonymize))
+        if len(batch) >= chunk_rows:
+            writer.write(batch)
+            batch.clear()
+            on_progress(len(delivered))
+    plant_due(None)
+    writer.write(batch)
+    return PartOutput(delivered, written_canaries, pseudonym_digest.hexdigest())
 
 
 def _save_file(storage_name: str, path: Path) -> None:

@@ -131,7 +131,7 @@ def may_redact(texts: pa.Array) -> pa.Array:
     return pc.fill_null(pc.or_(has_at, pc.greater_equal(digits, _PHONE_MIN_DIGITS)), False)
 
 
-def mention_candidates(texts: pa.Array) -> list[str]:
+def mention_candidates(texts: pa.Array) -> set[str]:
     """For a whole Arrow column of texts at once: every lower-case run of handle characters
     right after an "@", distinct. A superset of the union of `mentioned_handles` over the texts
     (each handle it finds is the run after an "@" of the text itself: blanking e-mails first
@@ -139,7 +139,7 @@ def mention_candidates(texts: pa.Array) -> list[str]:
     them all; the extra words (an e-mail's domain) only cost a lookup."""
     after_at = pc.list_flatten(pc.list_slice(pc.split_pattern(texts, "@"), 1))
     runs = pc.struct_field(pc.extract_regex(after_at, r"^(?P<handle>[A-Za-z0-9_]+)"), [0])
-    return list(pc.unique(pc.utf8_lower(runs.drop_null())).to_pylist())
+    return set(pc.utf8_lower(runs.drop_null()).to_pylist())
 
 
 def public_accounts_from(rows: Iterable[tuple[int, str]]) -> PublicAccounts:
