@@ -426,23 +426,79 @@ def public_accounts(
     """Creators among these ids or (case-insensitive) handles that are known to be public at
     `as_of`: not deleted, suspended, protected or withheld in the licensee's country. Used to
     decide which mentions may stay in emitted text."""
+    lowered = sorted({handle.lower() for handle in handles})
+    return _public_among(
+        _among(sorted(set(platform_ids)), "bigint"),
+        _among(lowered, "text") if lowered else None,
+        as_of=as_of,
+        licensee_country=licensee_country,
+    )
+
+
+def _public_among(
+    ids: Any, lowered_handles: Any, *, as_of: datetime, licensee_country: str | None
+) -> QuerySet[Creator]:
+    """`public_accounts` over the right-hand sides of an `__in` (see `_among`); no handle
+    lookup when `lowered_handles` is None."""
     aliases: dict[str, Any] = {}
     is_public = _author_is_public(
         prefix="", as_of=as_of, licensee_country=licensee_country, aliases=aliases
     )
-    lowered = sorted({handle.lower() for handle in handles})
     # The two lookups are a UNION of index scans, not one OR: PostgreSQL cannot use an index
     # for `platform_id IN (...) OR lower(handle) IN (...)` and judged every creator (120 ms a
     # chunk of an extract at 80k creators, against 10 ms).
-    matched = Creator.objects.filter(
-        platform_id__in=_among(sorted(set(platform_ids)), "bigint")
-    ).values("pk")
-    if lowered:
+    matched = Creator.objects.filter(platform_id__in=ids).values("pk")
+    if lowered_handles is not None:
         by_handle = Creator.objects.annotate(handle_lower=Lower("handle")).filter(
-            handle_lower__in=_among(lowered, "text")
+            handle_lower__in=lowered_handles
         )
         matched = matched.order_by().union(by_handle.order_by().values("pk"), all=True)
     return Creator.objects.alias(**aliases).filter(pk__in=matched).filter(is_public)
+
+
+class _Slot:
+    """A placeholder parameter of a statement compiled once and run with new values."""
+
+
+def _array_literal(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of these values, each double-quoted (so any text is safe):
+    psycopg adapts one string far faster than a list of thousands of items."""
+    quoted = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
+
+
+class _PublicAccountsStatement:
+    """`public_accounts` for one (`as_of`, country), compiled to SQL once: a stream asks it
+    about new accounts chunk after chunk, and building the query through the ORM each time
+    (the eligibility rules, a dozen ledger subqueries) cost more than running it. PostgreSQL
+    only; the rules are `_public_among`'s, so they stay in one place."""
+
+    def __init__(self, *, as_of: datetime, licensee_country: str | None) -> None:
+        self._ids, self._handles = _Slot(), _Slot()
+        queryset = _public_among(
+            RawSQL("SELECT unnest(%s::bigint[])", [self._ids]),
+            RawSQL("SELECT unnest(%s::text[])", [self._handles]),
+            as_of=as_of,
+            licensee_country=licensee_country,
+        ).values_list("platform_id", "handle")
+        self._sql, params = queryset.query.sql_with_params()
+        self._params = list(params)
+
+    def run(self, platform_ids: Iterable[int], lowered_handles: Iterable[str]) -> list[Any]:
+        """(platform id, handle) of the public accounts among these."""
+        ids_literal = "{" + ",".join(str(int(value)) for value in platform_ids) + "}"
+        handles_literal = _array_literal(lowered_handles)
+        params = [
+            ids_literal
+            if value is self._ids
+            else handles_literal
+            if value is self._handles
+            else value
+            for value in self._params
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql, params)
+            return cursor.fetchall()
 
 
 # --- Record emission ---------------------------------------------------------------------------
@@ -676,7 +732,22 @@ class PublicMentions:
     def __init__(self, *, as_of: datetime, licensee_country: str | None) -> None:
         self._as_of = as_of
         self._licensee_country = licensee_country
+        self._statement: _PublicAccountsStatement | None = None
         self._forget()
+
+    def _lookup(self, ids: set[int], handles: set[str]) -> Iterable[tuple[int, str]]:
+        if connection.vendor != "postgresql":
+            return public_accounts(
+                platform_ids=ids,
+                handles=handles,
+                as_of=self._as_of,
+                licensee_country=self._licensee_country,
+            ).values_list("platform_id", "handle")
+        if self._statement is None:
+            self._statement = _PublicAccountsStatement(
+                as_of=self._as_of, licensee_country=self._licensee_country
+            )
+        return self._statement.run(sorted(ids), sorted({handle.lower() for handle in handles}))
 
     def _forget(self) -> None:
         self._checked_ids: set[int] = set()
@@ -704,13 +775,7 @@ class PublicMentions:
         ids = ids - self._checked_ids
         handles = handles - self._checked_handles
         if ids or handles:
-            found = public_accounts(
-                platform_ids=ids,
-                handles=handles,
-                as_of=self._as_of,
-                licensee_country=self._licensee_country,
-            ).values_list("platform_id", "handle")
-            for platform_id, handle in found:
+            for platform_id, handle in self._lookup(ids, handles):
                 self._public.platform_ids.add(platform_id)  # type: ignore[attr-defined]
                 self._public.handles.add(handle.lower())  # type: ignore[attr-defined]
             self._checked_ids |= ids

@@ -45,3 +45,24 @@ def test_entity_mentions_take_numeric_ids_and_lowercase_usernames() -> None:
     )
     assert ids == {42}
     assert handles == {"bob", "carol"}
+
+
+@pytest.mark.parametrize(
+    "handle", ['quo"te', "back\\slash", "com,ma", "{brace}", "sp ace", "Mixed_Case", "NULL", "é"]
+)
+def test_lookup_matches_handles_that_an_array_literal_must_quote(handle: str) -> None:
+    # Given a public account with an awkward handle, a public one found by id, a protected one
+    wanted = CreatorFactory(handle=handle)
+    by_id = CreatorFactory()
+    protected = CreatorFactory(is_protected=True)
+    mentions = PublicMentions(as_of=T0, licensee_country=None)
+
+    # When a chunk asks about them (and a handle nobody has)
+    found = mentions.resolve_accounts(
+        {by_id.platform_id, protected.platform_id},
+        {handle.lower(), protected.handle.lower(), 'no"body\\'},
+    )
+
+    # Then exactly the public ones are known (by id and handle), matched case-insensitively
+    assert found.handles == {handle.lower(), by_id.handle.lower()}
+    assert found.platform_ids == {wanted.platform_id, by_id.platform_id}
