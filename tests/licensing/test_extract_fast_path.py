@@ -3,14 +3,15 @@ writes: the same files byte for byte, the same manifest and the same delivery re
 generated corpus full of deletions, opt-outs, protected and private authors, mentions,
 references, e-mails and phone numbers, geo and scrubbed geo."""
 
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from django.db.models import Max, Min
 
-from licensing.models import Extract, ExtractState
-from licensing.services import extract_columnar
+from licensing.models import Extract, ExtractPart, ExtractState, PartState
+from licensing.services import extract_columnar, extracts
 from marketplace.models import LedgerEntry, Post
 from tests.licensing.extract_helpers import (
     delivered_records,
@@ -122,3 +123,37 @@ def test_an_extract_with_nothing_eligible_is_the_same_on_both_paths(
     generic = run_inline(_extract(license_, as_of=before, record_limit=100))
     assert columnar.manifest == generic.manifest
     assert file_bytes(columnar) == file_bytes(generic)
+
+
+def test_a_columnar_part_that_fails_midway_leaves_no_thread_and_reruns_to_the_same_bytes(
+    vendor: Any, settings: Any, monkeypatch: Any
+) -> None:
+    # Given a columnar extract in parts of several small batches (its read-ahead, write-behind
+    # and lookup threads all busy when the part fails)
+    settings.EXTRACT_PART_ROWS = 400
+    settings.EXTRACT_CHUNK_ROWS = 40
+    monkeypatch.setattr(extract_columnar, "_CSV_BLOCK_BYTES", 4096)
+    license_ = licensed(vendor.organization, offer=generated_offer())
+    as_of = LedgerEntry.objects.aggregate(last=Max("event_at"))["last"]
+    clean = run_inline(_extract(license_, as_of=as_of, record_limit=400))
+    extract = _extract(license_, as_of=as_of, record_limit=400)
+    part_id = extracts.plan_extract(extract.pk)[0]
+    threads_before = threading.active_count()
+
+    def fail(rows: int) -> None:
+        if rows >= 80:
+            raise RuntimeError("worker lost its disk")
+
+    # When the part fails after two chunks
+    with pytest.raises(RuntimeError, match="worker lost its disk"):
+        extracts.run_extract_part(part_id, on_batch=fail)
+
+    # Then its helper threads are gone, the part is released, and a re-run writes what a clean
+    # run wrote
+    assert threading.active_count() == threads_before
+    assert ExtractPart.objects.get(pk=part_id).state == PartState.PENDING
+    assert extracts.run_extract_part(part_id)
+    extracts.finalize_extract(extract.pk)
+    extract.refresh_from_db()
+    assert extract.state == ExtractState.READY
+    assert file_bytes(extract) == file_bytes(clean)
