@@ -40,6 +40,9 @@ _YEAR_RANGE = re.compile(r"^\d{4}\s*-\s*\d{4}$")
 # The fewest decimal digits a phone number has: text with fewer is never changed by the phone
 # rule (`may_redact` relies on it).
 _PHONE_MIN_DIGITS = 7
+# For RE2 (pyarrow): some `_PHONE_MIN_DIGITS` digits anywhere. A match, not a count: RE2 stops
+# at the seventh digit and runs once per text (counting every digit was 2.7x slower).
+_AT_LEAST_PHONE_MIN_DIGITS = r"(?:\p{Nd}[^\p{Nd}]*){" + str(_PHONE_MIN_DIGITS) + "}"
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,8 @@ def may_redact(texts: pa.Array) -> pa.Array:
     matches, which is Unicode category Nd, what RE2's `\\p{Nd}` counts (a test checks every
     code point, so a Unicode upgrade on either side cannot slip through)."""
     has_at = pc.match_substring(texts, "@")
-    digits = pc.count_substring_regex(texts, r"\p{Nd}")
-    return pc.fill_null(pc.or_(has_at, pc.greater_equal(digits, _PHONE_MIN_DIGITS)), False)
+    many_digits = pc.match_substring_regex(texts, _AT_LEAST_PHONE_MIN_DIGITS)
+    return pc.fill_null(pc.or_(has_at, many_digits), False)
 
 
 def mention_candidates(texts: pa.Array) -> set[str]:
