@@ -223,7 +223,7 @@ class _WriteBehind:
     `MAX_PENDING` tables wait, so memory stays flat; a failed write is raised by the next
     `write_table` or by `finish`."""
 
-    MAX_PENDING = 2
+    MAX_PENDING = 1
 
     def __init__(self, writer: ParquetPartWriter) -> None:
         self._writer = writer
