@@ -726,8 +726,10 @@ class PublicMentions:
     The answer for an account never depends on the chunk it was first seen in."""
 
     # Past this many accounts asked about, the answers are forgotten and the next chunk's looked
-    # up afresh: memory stays bounded (~25 MB) however many accounts a stream mentions.
-    MAX_ACCOUNTS = 100_000
+    # up afresh: memory stays bounded (~10 MB) however many accounts a stream mentions. The
+    # extract's lookups run on a helper thread, so a smaller bound costs PostgreSQL a little
+    # more, not the part's time (docs/PERFORMANCE.md, session 5).
+    MAX_ACCOUNTS = 60_000
 
     def __init__(self, *, as_of: datetime, licensee_country: str | None) -> None:
         self._as_of = as_of
