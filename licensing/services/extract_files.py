@@ -58,7 +58,7 @@ def file_extension(format_: str) -> str:
 class PartOutput:
     """What writing a part delivered, on either path."""
 
-    delivered: list[int]
+    delivered: Sequence[int]  # platform ids in delivery order
     canaries_written: int
     pseudonyms_sha256: str
 
