@@ -73,6 +73,15 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _CSV_BLOCK_BYTES = 2 << 20  # ~7k rows a batch: memory stays flat for any part size
 
 
+def tune_session_for_streaming() -> None:
+    """PostgreSQL's JIT compiles the eligibility query's plan anew for every chunk (hundreds of
+    ms each, more than the chunk's rows cost); a worker's session never benefits from it. For
+    this thread's Django connection (planning, a part, the lookup thread)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+
+
 def applies(format_: str) -> bool:
     """Whether a part of this format runs on the columnar path (else the generic one)."""
     return connection.vendor == "postgresql" and format_ == ExtractFormat.PARQUET
@@ -102,7 +111,7 @@ class _CopyStream:
                 self._raw = raw
                 self._ready.set()
                 with raw.cursor() as cursor:
-                    cursor.execute("SET jit = off")  # see extracts._tune_session_for_streaming
+                    cursor.execute("SET jit = off")  # see tune_session_for_streaming
                     with cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)") as copy:
                         # The COPY yields one row at a time: gathering them into blocks makes
                         # one write and one wake-up of the reader per block, not per row (the
@@ -299,23 +308,19 @@ class _LookupThread:
         self._executor = (
             None
             if connection.in_atomic_block
-            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="mention-lookups")
+            else ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix="mention-lookups",
+                initializer=tune_session_for_streaming,  # the thread's own connection
+            )
         )
-        self._tuned = False
 
     def submit(self, function: Callable[..., Any], *args: Any) -> "Future[Any]":
         if self._executor is None:
             done: Future[Any] = Future()
             done.set_result(function(*args))
             return done
-        return self._executor.submit(self._call, function, *args)
-
-    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
-        if not self._tuned:  # the thread's own connection: see extracts._tune_session_for_streaming
-            with connection.cursor() as cursor:
-                cursor.execute("SET jit = off")
-            self._tuned = True
-        return function(*args)
+        return self._executor.submit(function, *args)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -214,7 +214,7 @@ def plan_extract(extract_id: int) -> list[int]:
     when the extract was planned already or is no longer queued). An extract with nothing
     eligible is finalized at once."""
     part_rows = settings.EXTRACT_PART_ROWS
-    _tune_session_for_streaming()
+    extract_columnar.tune_session_for_streaming()
     with transaction.atomic():
         extract = (
             Extract.objects.select_for_update()
@@ -312,14 +312,6 @@ def _fields(license_: License) -> list[str]:
     return list(license_.fields) or list(license_.dataset.fields_offered)
 
 
-def _tune_session_for_streaming() -> None:
-    """PostgreSQL's JIT compiles the eligibility query's plan anew for every chunk (hundreds of
-    ms each, more than the chunk's rows cost); a worker's session never benefits from it."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET jit = off")
-
-
 def part_file_name(extract: Extract, index: int) -> str:
     return f"part-{index:05d}.{file_extension(extract.format)}"
 
@@ -338,7 +330,7 @@ def run_extract_part(part_id: int, *, on_batch: Callable[[int], None] | None = N
     fields = _fields(extract.license)
     file_name = part_file_name(extract, part.index)
     storage_name = f"{extract.storage_prefix}/{file_name}"
-    _tune_session_for_streaming()
+    extract_columnar.tune_session_for_streaming()
 
     def on_progress(rows: int) -> None:
         _heartbeat(part, lease, rows)
